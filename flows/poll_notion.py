@@ -1,0 +1,191 @@
+"""poll-notion: every minute, turn the Notion board into flow runs.
+
+- Valid Queued entries: moved to Processing and started as their own `produce-video` deployment
+  runs (top-level, so they can suspend at review gates and outlive this poll), never two per page.
+- Invalid Queued entries: back to Draft with the reasons on the page (done by `vidgen.polling`).
+- Review decisions made on the board: the waiting run is resumed with the reviewer's decision.
+- Runs that ended without telling Notion (a gate timed out, a worker died): their page is moved
+  to Error: Manual Review with the reason, so nothing is silently lost.
+An idle poll costs exactly one Notion request.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+
+from prefect import flow, get_run_logger, task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterEndTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.deployments import run_deployment
+from prefect.flow_runs import resume_flow_run
+from pydantic import BaseModel, Field
+
+from flows.review import ReviewDecision, check_redo
+from tasks.notion import notion_gateway
+from vidgen.config import Paths
+from vidgen.models import Script, VideoEntry
+from vidgen.pipeline import configured_channels
+from vidgen.polling import PollResult, ReviewRequest, poll_once
+from vidgen.statuses import ERROR_STATUSES, NotionStatus as S
+from vidgen.workspace import Workspace
+
+PRODUCE_DEPLOYMENT = "produce-video/produce-video"
+LIVE_STATES = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+
+
+class PollSummary(BaseModel):
+    started: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list)
+    resumed: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)
+    reconciled: list[str] = Field(default_factory=list)
+    notion_requests: int = 0
+
+
+def page_tag(page_id: str) -> str:
+    return f"page:{page_id}"
+
+
+def runs_for_page(page_id: str, states: list[StateType]) -> list[FlowRun]:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[page_tag(page_id)]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)),
+            )
+        )
+
+
+@task(name="find-work", tags=["notion"])
+def find_work() -> PollResult:
+    return poll_once(notion_gateway(), configured_channels(Paths.from_env().channels))
+
+
+@task(name="start-video", task_run_name="start {entry.title}", tags=["notion"])
+def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | None:
+    """Processing on the board, then one deployment run; None when the page already has a live run."""
+    if live := runs_for_page(entry.page_id, LIVE_STATES):
+        get_run_logger().info("%r already has run %s (%s); not starting another", entry.title, live[0].name, live[0].state_name)
+        return None
+    notion_gateway().update_entry(entry, status=S.PROCESSING)
+    run = run_deployment(
+        deployment,
+        parameters={"page_id": entry.page_id, "channel_id": channel_id},
+        timeout=0,
+        as_subflow=False,
+        flow_run_name=f"{channel_id}: {entry.title}"[:120],
+        tags=[f"channel:{channel_id}", page_tag(entry.page_id)],
+        # A poll that dies between creating the run and the next poll cannot start the page twice.
+        idempotency_key=f"{entry.page_id}:{entry.last_edited_time}",
+    )
+    return str(run.id)
+
+
+def _scene_count(entry: VideoEntry, channel_id: str) -> int | None:
+    script = Workspace.for_entry(Paths.from_env().workspaces, channel_id, entry.page_id).root / "script.json"
+    try:
+        return len(Script.model_validate_json(script.read_text(encoding="utf-8")).scenes)
+    except (OSError, ValueError):
+        return None
+
+
+@task(name="apply-review", task_run_name="review {request.entry.title}", tags=["notion"])
+def apply_review(request: ReviewRequest, channel_id: str | None) -> str:
+    """Resume the run waiting at this page's gate with the reviewer's decision; say why not otherwise."""
+    entry, verdict = request.entry, request.verdict
+    gateway = notion_gateway()
+    paused = runs_for_page(entry.page_id, [StateType.PAUSED])
+    by_status_only = entry.review is None  # Review Approved / Rejected set as the page's status
+    if not paused:
+        if runs_for_page(entry.page_id, LIVE_STATES):
+            return "its run is busy; the decision applies when the run reaches the gate"
+        if by_status_only:
+            # A finished video resting in Review Approved/Rejected: unlink the run so polls skip it.
+            gateway.update_entry(entry, run_url="")
+            return "no run is waiting (the video is finished)"
+        gateway.update_entry(
+            entry,
+            review=None,
+            error="No video run is waiting for this review (it may have timed out or been cancelled). "
+            "Set Status to Queued to make the video again.",
+        )
+        return "no run waits for this decision: written back to the page"
+    if channel_id and (count := _scene_count(entry, channel_id)) and (problem := check_redo(verdict, count)):
+        gateway.update_entry(entry, review=None, error=f"Review not applied: {problem}. Choose again.")
+        return f"refused: {problem}"
+    decision = ReviewDecision.from_verdict(verdict)
+    try:
+        resume_flow_run(paused[0].id, run_input=decision.model_dump(mode="json"))
+    except RuntimeError as exc:  # Prefect refused the input (schema) or the pause expired
+        gateway.update_entry(entry, review=None, error=f"Review not applied: {exc}")
+        return f"refused: {exc}"
+    if not by_status_only:
+        gateway.update_entry(entry, review=None)  # consumed: the next gate must not see it again
+    return f"resumed run {paused[0].name} with {verdict.action.value}"
+
+
+@task(name="reconcile-ended-runs", tags=["notion"])
+def reconcile_ended_runs(window_minutes: int = 15) -> list[str]:
+    """Pages whose run ended Failed/Crashed without saying so on the board get the reason written."""
+    since = datetime.now(timezone.utc) - timedelta(minutes=window_minutes)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])),
+                end_time=FlowRunFilterEndTime(after_=since),
+            ),
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["produce-video"])),
+        )
+    handled: list[str] = []
+    gateway = notion_gateway()
+    for run in runs:
+        page_id = next((t.removeprefix("page:") for t in run.tags if t.startswith("page:")), None)
+        if page_id is None:
+            continue
+        entry = gateway.get_entry(page_id)
+        status = entry.notion_status
+        if status is None or status in ERROR_STATUSES or status in {S.UPLOAD_COMPLETE, S.ARCHIVED, S.DRAFT, S.QUEUED, S.REVIEW_REJECTED}:
+            continue
+        message = (run.state.message if run.state else "") or "the run ended unexpectedly"
+        gateway.update_entry(
+            entry, status=S.ERROR_MANUAL_REVIEW, error=f"Run {run.name} ended {run.state_name} at {status.value}: {message}"
+        )
+        handled.append(page_id)
+    return handled
+
+
+@flow(name="poll-notion", log_prints=True)
+def poll_notion(deployment: str = PRODUCE_DEPLOYMENT) -> PollSummary:
+    """Look at the Notion board once and act on it."""
+    logger = get_run_logger()
+    channels = configured_channels(Paths.from_env().channels)
+    result = find_work()
+    summary = PollSummary(notion_requests=result.requests, rejected=[r.entry.title for r in result.rejected])
+    for rejected in result.rejected:
+        logger.warning("Sent back to Draft: %r: %s", rejected.entry.title, "; ".join(rejected.reasons))
+    by_value = {c.notion_value: c.id for c in channels.values()} | {c.id: c.id for c in channels.values()}
+    for entry in result.to_start:
+        run_id = start_video(entry, by_value[entry.channel], deployment)
+        (summary.started if run_id else summary.skipped).append(entry.title)
+    for request in result.decisions:
+        outcome = apply_review(request, by_value.get(request.entry.channel or ""))
+        logger.info("%r: %s", request.entry.title, outcome)
+        (summary.resumed if outcome.startswith("resumed") else summary.refused).append(f"{request.entry.title}: {outcome}")
+    summary.reconciled = reconcile_ended_runs()
+    logger.info("Poll: %s", json.dumps(summary.model_dump()))
+    return summary
+
+
+

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over `vidgen`, each tagged with the service it calls."""

@@ -1,0 +1,98 @@
+"""Notion as the status board: every read and write the flows make, as tagged, persisted tasks.
+
+Results are persisted so a resumed run (which re-executes the flow from the top) does not write the
+same status again. Every call takes a slot of the `notion` tag and of the `notion-api` rate limit, so
+all flow runs together stay under Notion's 3 requests/second.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from prefect import task
+from prefect.concurrency.sync import rate_limit
+
+from blocks.config import concurrency_config
+from vidgen.config import notion_settings
+from vidgen.errors import VidgenError
+from vidgen.models import VideoEntry
+from vidgen.notion.errors import NotionInvalidEntry, NotionNotFound
+from vidgen.notion.gateway import NotionGateway
+from vidgen.notion.ratelimit import shared_limiter
+from vidgen.statuses import NotionStatus
+
+
+class NotionNotConfigured(VidgenError):
+    pass
+
+
+class EntryGone(VidgenError):
+    """The page was deleted or archived while its video was being made: the run stops cleanly."""
+
+
+class PrefectPacedLimiter:
+    """This process's token bucket plus a slot of the server-wide `notion-api` rate limit."""
+
+    def __init__(self, local: Any, limit_name: str):
+        self.local = local
+        self.limit_name = limit_name
+
+    def acquire(self) -> float:
+        waited = self.local.acquire()
+        rate_limit(self.limit_name, strict=False)
+        return waited
+
+    def hold_off(self, seconds: float) -> None:
+        self.local.hold_off(seconds)
+
+
+@lru_cache(maxsize=1)
+def notion_gateway() -> NotionGateway:
+    settings = notion_settings()
+    if settings is None or not settings.data_source_id:
+        raise NotionNotConfigured(
+            "Notion is not configured: run `uv run vidgen notion init` (or set NOTION_TOKEN, "
+            "NOTION_BASE_URL and NOTION_DATA_SOURCE_ID)"
+        )
+    limiter = PrefectPacedLimiter(
+        shared_limiter(settings.base_url, settings.token), concurrency_config().notion_rate_limit.name
+    )
+    return NotionGateway.from_settings(settings, limiter=limiter)
+
+
+# No task-level retries: the gateway already retries 429s, 5xx and timeouts with backoff.
+NOTION_TASK = {"tags": ["notion"], "persist_result": True}
+
+
+@task(name="read-entry", **NOTION_TASK)
+def read_entry(page_id: str) -> VideoEntry:
+    return notion_gateway().get_entry(page_id)
+
+
+@task(name="update-entry", task_run_name="notion: {step}", **NOTION_TASK)
+def update_entry(entry: VideoEntry, step: str, status: NotionStatus | None = None, **fields: Any) -> VideoEntry:
+    """Write a status (and fields) to the page; `step` names the call site so each write is its own cache entry."""
+    gateway = notion_gateway()
+    try:
+        return gateway.update_entry(entry, status=status, **fields)
+    except (NotionNotFound, NotionInvalidEntry) as exc:
+        # Notion refuses edits to archived pages; tell a deleted card apart from a real error.
+        try:
+            gone = gateway.get_entry(entry.page_id).archived
+        except NotionNotFound:
+            gone = True
+        if gone:
+            raise EntryGone(f"the Notion page {entry.page_id} ({entry.title!r}) was deleted") from exc
+        raise
+
+
+@task(name="link-notion-page", persist_result=True)
+def link_notion_page(entry: VideoEntry) -> str | None:
+    """The card's address on the run (a link artifact), so the UI leads back to Notion."""
+    from prefect.artifacts import create_link_artifact
+
+    if not entry.url:
+        return None
+    create_link_artifact(link=entry.url, link_text=f"Notion: {entry.title}", description="The entry on the Notion board")
+    return entry.url

@@ -1,0 +1,219 @@
+"""A real Prefect server (SQLite, and PostgreSQL where it runs), a real local Notion server, and a
+real `vidgen serve` worker: the integration tests drive flows exactly as a user's machine runs them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout_s: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise AssertionError(f"{what}: process exited with {proc.returncode}\n{tail}")
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{tail}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _postgres_database() -> str | None:
+    """A fresh database on the local PostgreSQL (trust auth), or None where none answers."""
+    try:
+        import psycopg
+
+        name = f"vidgen_it_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+    except Exception:
+        return None
+
+
+def _drop_postgres_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    home: Path
+    database: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def prefect_server(request, tmp_path_factory) -> PrefectServer:
+    home = tmp_path_factory.mktemp(f"prefect-{request.param}")
+    port = free_port()
+    pg_name = None
+    if request.param == "postgres":
+        pg_name = _postgres_database()
+        if pg_name is None:
+            pytest.skip("PostgreSQL is not answering at 127.0.0.1:5432")
+        db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+    else:
+        db_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
+    }
+    log = home / "server.log"
+    server_env = {**os.environ, **env, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=server_env, start_new_session=True,
+        )
+    try:
+        wait_until(lambda: _healthy(f"{env['PREFECT_API_URL']}/health"), 120, "Prefect server", proc, log)
+        yield PrefectServer(api_url=env["PREFECT_API_URL"], home=home, database=request.param, env=env)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if pg_name:
+            _drop_postgres_database(pg_name)
+
+
+def small_channels(directory: Path, *, scenes: int = 3, words: int = 10, gates: bool = True) -> Path:
+    """The sample channels, shortened so a test video takes seconds, not minutes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in (REPO / "channels").glob("*.yaml"):
+        data = yaml.safe_load(source.read_text())
+        data["script"].update({"scenes": scenes, "min_scenes": 1, "words_per_scene": words})
+        for gate in data["review"].values():
+            gate["enabled"] = gates
+        (directory / source.name).write_text(yaml.safe_dump(data, sort_keys=False))
+    return directory
+
+
+@dataclass
+class Stack:
+    """Everything a produce-video run needs, wired like a user's machine."""
+
+    prefect: PrefectServer
+    env: dict[str, str]
+    root: Path
+    worker: subprocess.Popen | None = None
+    worker_log: Path | None = None
+
+    def start_worker(self) -> None:
+        self.worker_log = self.root / "serve.log"
+        with open(self.worker_log, "wb") as out:
+            self.worker = subprocess.Popen(
+                [str(BIN / "vidgen"), "serve", "--poll-interval", "3600"],
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, start_new_session=True,
+                cwd=self.root,
+            )
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        def registered() -> bool:
+            try:
+                with get_client(sync_client=True) as client:
+                    client.read_deployment_by_name("produce-video/produce-video")
+                return True
+            except ObjectNotFound:
+                return False
+
+        wait_until(registered, 120, "vidgen serve to register its deployments", self.worker, self.worker_log)
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+
+
+@pytest.fixture
+def stack(prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Prefect (session), a fresh local Notion server + database, small channels, and a worker."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    from vidgen.config import LOCAL_NOTION_TOKEN
+    from vidgen.notion.gateway import NotionGateway
+    from vidgen.notion.server import LocalNotionServer
+    from vidgen.pipeline import configured_channels
+
+    channels_dir = small_channels(tmp_path / "channels")
+    notion = LocalNotionServer(tmp_path / "notion.sqlite")
+    notion.start()
+    channels = configured_channels(channels_dir)
+    with NotionGateway(LOCAL_NOTION_TOKEN, base_url=notion.base_url) as gateway:
+        _db, data_source_id = gateway.create_database(parent_page_id=None, title="Video Pipeline", channels=channels)
+    env = {
+        **prefect_server.env,
+        "VIDGEN_HOME": str(tmp_path / "home"),
+        "VIDGEN_WORKSPACES": str(tmp_path / "workspaces"),
+        "VIDGEN_CHANNELS_DIR": str(channels_dir),
+        "VIDGEN_RETRY_DELAYS": "0,0",
+        "NOTION_TOKEN": LOCAL_NOTION_TOKEN,
+        "NOTION_BASE_URL": notion.base_url,
+        "NOTION_DATA_SOURCE_ID": data_source_id,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from blocks.config import ledger_engine, provider_settings
+    from tasks.notion import notion_gateway
+    from tasks.production import _ledger
+
+    for cached in (notion_gateway, provider_settings, ledger_engine, _ledger):
+        cached.cache_clear()
+    s = Stack(prefect=prefect_server, env=env, root=tmp_path)
+    with temporary_settings(
+        updates={
+            PREFECT_API_URL: prefect_server.api_url,
+            PREFECT_HOME: prefect_server.home,
+            PREFECT_LOCAL_STORAGE_PATH: prefect_server.home / "storage",
+        }
+    ):
+        try:
+            yield s
+        finally:
+            s.stop_worker()
+            notion.stop()
+            for cached in (notion_gateway, provider_settings, ledger_engine, _ledger):
+                cached.cache_clear()
+    shutil.rmtree(tmp_path / "workspaces", ignore_errors=True)

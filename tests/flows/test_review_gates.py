@@ -1,0 +1,118 @@
+"""A video through every review gate on a real Prefect server and a served deployment."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import flow_helpers as fh
+
+pytestmark = pytest.mark.integration
+
+
+# SQLite only for now: Prefect's in-process client services (events, slot leases) stay bound to the
+# first server of the session, so an in-process flow after the switch to the PostgreSQL server fails.
+# PostgreSQL is covered by test_setup (CLI subprocesses) and the ledger tests.
+@pytest.mark.parametrize("prefect_server", ["sqlite"], indirect=True)
+@pytest.mark.timeout(1200)  # a few minutes on an idle machine; five suspends and resumes
+def test_video_suspends_at_every_gate_and_resumes_from_notion_and_the_ui(stack):
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.poll_notion import poll_notion
+    from vidgen.media.ffmpeg import probe
+    from vidgen.statuses import NotionStatus as S
+
+    stack.start_worker()
+    gateway = fh.gateway()
+    entry = gateway.create_entry(
+        title="Otters of the Kelp Forest", channel="Wild Frontiers", topic="Sea otters and the kelp they protect",
+        story_direction="Calm, curious tone.", status=S.QUEUED,
+    )
+    summary = poll_notion()
+    assert summary.started == [entry.title]
+
+    # never two runs for one page: put it back in Queued behind the pipeline's back, poll again
+    fh.force_status(entry.page_id, "Queued")
+    assert poll_notion().skipped == [entry.title]
+
+    # gate 1 (assets): approved on the Notion page, as a reviewer does
+    run = fh.wait_paused_at(entry.page_id, S.ASSETS_READY, stack)
+    fh.approve_in_notion(entry.page_id)
+    assert any("resumed" in line for line in poll_notion().resumed)
+
+    # gate 2 (videos): a malformed decision is refused with the reason; the run stays suspended
+    run = fh.wait_paused_at(entry.page_id, S.VIDEOS_READY, stack)
+    with pytest.raises(RuntimeError, match="decision"):
+        resume_flow_run(run.id, run_input={"decision": "maybe"})
+    # reject with items, as the UI's resume form sends it: only scene 2's clip is made again
+    resume_flow_run(run.id, run_input={"decision": "reject", "notes": "scene 2 is too dark", "redo": [2]})
+    run = fh.wait_paused_at(entry.page_id, S.VIDEOS_READY, stack, round_key="videos-2")
+    resume_flow_run(run.id, run_input={"decision": "approve", "notes": "better"})
+
+    # gate 3 (audio): Notion again
+    fh.wait_paused_at(entry.page_id, S.AUDIO_READY, stack)
+    fh.approve_in_notion(entry.page_id)
+    poll_notion()
+
+    # gate 4 (final): the reviewer moves the card to Review Approved
+    fh.wait_paused_at(entry.page_id, S.READY_FOR_REVIEW, stack)
+    fh.force_status(entry.page_id, "Review Approved")
+    poll_notion()
+
+    done = fh.wait_status(entry.page_id, S.UPLOAD_COMPLETE, stack, timeout_s=240)
+    assert done.video_url and done.video_url.startswith("file://")
+    assert done.cost_usd == 0.0
+    final_state = fh.run_for(entry.page_id).state
+    assert final_state.is_completed(), final_state
+
+    workspace = Path(done.workspace)
+    calls = [json.loads(line) for line in (workspace / "calls.jsonl").read_text().splitlines()]
+    per_key = Counter(c["key"] for c in calls)
+    assert per_key.pop("clip/01") == 2  # the original and the one redo the reviewer asked for
+    assert set(per_key.values()) == {1}, per_key  # everything else exactly once, across 5 resumes
+    assert {k.split("/")[0] for k in per_key} == {"script", "image", "clip", "narration", "sound", "publish"}
+    video = next((workspace / "final").glob("*.mp4"))
+    info = probe(video)
+    assert (info.video.codec, info.video.width, info.video.height) == ("h264", 1920, 1080)
+    assert info.audio is not None and info.subtitles
+
+
+SQLITE_ONLY = pytest.mark.parametrize("prefect_server", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
+def test_a_decision_without_a_waiting_run_is_written_back(stack):
+    from flows.poll_notion import poll_notion
+    from vidgen.statuses import NotionStatus as S
+
+    gateway = fh.gateway()
+    entry = gateway.create_entry(title="Orphaned review", channel="Wild Frontiers", topic="Nothing waits for this")
+    fh.force_status(entry.page_id, "Assets Ready")
+    fh.approve_in_notion(entry.page_id)
+    summary = poll_notion()
+    assert summary.refused and "written back" in summary.refused[0]
+    page = gateway.get_entry(entry.page_id)
+    assert "No video run is waiting" in page.error
+    assert page.review is None and page.notion_status is S.ASSETS_READY
+
+
+@SQLITE_ONLY
+def test_a_gate_that_times_out_ends_at_manual_review(stack):
+    from flows.poll_notion import poll_notion
+    from vidgen.statuses import NotionStatus as S
+
+    fh.set_gate_timeout(Path(stack.env["VIDGEN_CHANNELS_DIR"]), "assets", hours=0.0004)  # ~1 second
+    stack.start_worker()
+    gateway = fh.gateway()
+    entry = gateway.create_entry(title="Nobody reviews this", channel="Wild Frontiers", topic="Tides", status=S.QUEUED)
+    poll_notion()
+    fh.wait_paused_at(entry.page_id, S.ASSETS_READY, stack)
+    fh.wait_run_state(entry.page_id, "FAILED", timeout_s=90)
+    assert entry.title  # the run failed on the server's pause expiry; the next poll tells Notion
+    poll_notion()
+    page = gateway.get_entry(entry.page_id)
+    assert page.notion_status is S.ERROR_MANUAL_REVIEW
+    assert "Assets Ready" in page.error

@@ -1,0 +1,1 @@
+"""ai-video-generator domain core: no Prefect imports here."""

@@ -1,0 +1,117 @@
+"""Pydantic models that cross boundaries: a Notion entry, a script, review decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vidgen.statuses import NotionStatus
+
+
+class Priority(StrEnum):
+    LOW = "Low"
+    NORMAL = "Normal"
+    HIGH = "High"
+
+    @property
+    def rank(self) -> int:
+        """Sort key: High first."""
+        return {"High": 0, "Normal": 1, "Low": 2}[self.value]
+
+
+class VideoEntry(BaseModel):
+    """One row of the "Video Pipeline" Notion database, as read (raw values, not yet validated).
+
+    Fields keep what Notion holds, even when it is wrong (an unknown status, an empty topic), because
+    validation must be able to say exactly what is wrong and write it back to the page.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    page_id: str
+    title: str = ""
+    channel: str | None = None  # the Channel select's option name
+    topic: str = ""
+    story_direction: str = ""
+    status: str = NotionStatus.DRAFT.value
+    priority: str | None = None
+    created_time: datetime | None = None
+    last_edited_time: datetime | None = None
+    error: str = ""
+    cost_usd: float | None = None
+    video_url: str | None = None
+    workspace: str | None = None
+    run_url: str | None = None
+    review: str | None = None  # "Approve" / "Reject" chosen by a reviewer at a gate
+    review_notes: str = ""
+    url: str | None = None  # the page's own address
+    archived: bool = False
+
+    @property
+    def notion_status(self) -> NotionStatus | None:
+        return NotionStatus.parse(self.status)
+
+    @property
+    def priority_value(self) -> Priority:
+        try:
+            return Priority(self.priority) if self.priority else Priority.NORMAL
+        except ValueError:
+            return Priority.NORMAL
+
+
+class Scene(BaseModel):
+    """One beat of the film: what is said, what is seen, how it moves, what it sounds like."""
+
+    index: int = Field(ge=0)
+    narration: str = Field(min_length=1)
+    image_prompt: str = Field(min_length=1)
+    motion_prompt: str = Field(min_length=1)
+    sound_cue: str = Field(min_length=1)
+
+
+class Chapter(BaseModel):
+    start_s: float
+    title: str
+
+
+class Script(BaseModel):
+    """A structured script; local and Gemini writers fill exactly this."""
+
+    title: str
+    description: str
+    tags: list[str] = Field(default_factory=list)
+    scenes: list[Scene]
+
+    def problems(self, *, min_scenes: int, max_scenes: int) -> list[str]:
+        """Why this script cannot be produced (empty list when it can)."""
+        found: list[str] = []
+        n = len(self.scenes)
+        if n < min_scenes:
+            found.append(f"script has {n} scene(s); at least {min_scenes} are needed")
+        if n > max_scenes:
+            found.append(f"script has {n} scenes; the channel allows at most {max_scenes}")
+        if [s.index for s in self.scenes] != list(range(n)):
+            found.append("scene indexes must run 0, 1, 2, ... in order")
+        for s in self.scenes:
+            if not s.narration.strip():
+                found.append(f"scene {s.index} has no narration")
+        return found
+
+
+class ReviewAction(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ReviewVerdict(BaseModel):
+    """A reviewer's decision at a gate, wherever it came from (Prefect form or Notion page).
+
+    `redo` names scenes to make again by the number a person sees (1 = first scene); a rejection
+    without items ends the video at Review Rejected.
+    """
+
+    action: ReviewAction
+    notes: str = ""
+    redo: list[int] = Field(default_factory=list)  # 1-based scene numbers

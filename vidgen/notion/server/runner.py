@@ -1,0 +1,102 @@
+"""Running the local Notion server: in a background thread (tests, benchmarks) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from vidgen.loopback import LoopbackServer
+from vidgen.config import LOCAL_NOTION_TOKEN
+from vidgen.notion.server.app import create_app
+
+
+def _require_loopback(host: str) -> None:
+    """The local server has a well-known token, so it must never be reachable from another machine."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(
+            f"refusing to serve the local Notion API on {host!r}: it is for this machine only; "
+            "use 127.0.0.1, ::1 or localhost"
+        )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class LocalNotionServer:
+    """A Notion-API-compatible server on loopback; hand `base_url` and `token` to notion-client."""
+
+    def __init__(
+        self,
+        store_path: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = LOCAL_NOTION_TOKEN,
+        rate_limit: float | None = None,
+    ) -> None:
+        _require_loopback(host)
+        self.store_path = Path(store_path)
+        self.host = host
+        self.token = token
+        self.rate_limit = rate_limit
+        self._requested_port = port
+        self._server: LoopbackServer | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server is not None else self._requested_port
+
+    @property
+    def base_url(self) -> str:
+        """No trailing slash: notion-client appends '/v1/' itself."""
+        if self._server is None:
+            raise RuntimeError("LocalNotionServer is not started")
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    def start(self) -> LocalNotionServer:
+        """Serve in a daemon thread; returns once the port accepts connections."""
+        if self._server is None:
+            app = create_app(self.store_path, self.token, self.rate_limit)
+            server = LoopbackServer(app, host=self.host, port=self._requested_port, name="local-notion")
+            try:
+                server.start()
+            except RuntimeError as exc:
+                raise RuntimeError(f"local Notion server did not start on {self.host}:{self.port}") from exc
+            self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> LocalNotionServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(
+    store_path: Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str = LOCAL_NOTION_TOKEN,
+    rate_limit: float | None = None,
+) -> None:
+    """Blocking; for `vidgen notion serve`. Refuses a non-loopback host with ValueError."""
+    _require_loopback(host)
+    app = create_app(Path(store_path), token, rate_limit)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

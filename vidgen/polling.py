@@ -1,0 +1,174 @@
+"""One look at the Notion board: what to start, what to send back to Draft, which reviews were decided.
+
+`poll_once` is the whole of what the orchestrator's schedule does with Notion each minute. It costs
+one request when nothing is waiting, one more (the duplicate-title check) when something is
+Queued, and one write per refused entry. A page that cannot be understood is reported, never
+allowed to stop the others from being handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, Field
+
+from vidgen.channels import Channel, channel_for_notion_value
+from vidgen.errors import VidgenError
+from vidgen.models import ReviewAction, ReviewVerdict, VideoEntry
+from vidgen.notion.gateway import NotionGateway
+from vidgen.notion.schema import REVIEW_APPROVE, REVIEW_REJECT
+from vidgen.statuses import REVIEW_STATUSES, NotionStatus
+from vidgen.validation import validate_entry
+
+log = logging.getLogger(__name__)
+
+MAX_REDO_ITEMS = 500  # a typo like "redo: 1-100000" must not become a hundred thousand scenes
+
+
+class RejectedEntry(BaseModel):
+    entry: VideoEntry
+    reasons: list[str]
+
+
+class ReviewRequest(BaseModel):
+    entry: VideoEntry
+    verdict: ReviewVerdict
+
+
+class PollResult(BaseModel):
+    to_start: list[VideoEntry] = Field(default_factory=list, description="valid Queued entries, fair order")
+    rejected: list[RejectedEntry] = Field(default_factory=list, description="invalid Queued entries (sent to Draft)")
+    decisions: list[ReviewRequest] = Field(default_factory=list, description="reviews decided on the board")
+    problems: list[RejectedEntry] = Field(
+        default_factory=list, description="pages the poll could not act on, left as they are (or whose write-back failed)"
+    )
+    requests: int = Field(default=0, description="Notion requests this poll spent")
+
+
+_REDO = re.compile(
+    r"\bredo\b(?:\s+scenes?)?\s*[:\-]?\s*((?:\d+(?:\s*[-–]\s*\d+)?)(?:\s*(?:,|;|&|\band\b|\s)\s*\d+(?:\s*[-–]\s*\d+)?)*)",
+    re.IGNORECASE,
+)
+_ITEM = re.compile(r"(\d+)(?:\s*[-–]\s*(\d+))?")
+
+
+def parse_redo(notes: str) -> list[int]:
+    """Scene indexes a reviewer asked to make again: "redo: 2, 4" -> [2, 4]; "redo 1-3" -> [1, 2, 3]."""
+    found: set[int] = set()
+    for match in _REDO.finditer(notes or ""):
+        for start_s, end_s in _ITEM.findall(match.group(1)):
+            start = int(start_s)
+            end = int(end_s) if end_s else start
+            low, high = min(start, end), max(start, end)
+            found.update(range(low, min(high, low + MAX_REDO_ITEMS - 1) + 1))
+            if len(found) >= MAX_REDO_ITEMS:
+                return sorted(found)[:MAX_REDO_ITEMS]
+    return sorted(found)
+
+
+def review_verdict(entry: VideoEntry) -> ReviewVerdict | None:
+    """The decision a page shows, or None when it shows none the poll can read."""
+    status = entry.notion_status
+    if status is NotionStatus.REVIEW_APPROVED:
+        action = ReviewAction.APPROVE
+    elif status is NotionStatus.REVIEW_REJECTED:
+        action = ReviewAction.REJECT
+    elif status in REVIEW_STATUSES and entry.review == REVIEW_APPROVE:
+        action = ReviewAction.APPROVE
+    elif status in REVIEW_STATUSES and entry.review == REVIEW_REJECT:
+        action = ReviewAction.REJECT
+    else:
+        return None
+    return ReviewVerdict(action=action, notes=entry.review_notes, redo=parse_redo(entry.review_notes))
+
+
+def _channel_key(entry: VideoEntry, channels: dict[str, Channel]) -> str:
+    found = channel_for_notion_value(channels, entry.channel)
+    return found.id if found else (entry.channel or "")
+
+
+_OLDEST = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _age_key(entry: VideoEntry) -> tuple[datetime, str]:
+    return (entry.created_time or _OLDEST, entry.page_id)
+
+
+def _queue_key(entry: VideoEntry) -> tuple[int, datetime, str]:
+    return (entry.priority_value.rank, *_age_key(entry))
+
+
+def fair_order(entries: Iterable[VideoEntry], channels: dict[str, Channel]) -> list[VideoEntry]:
+    """Round-robin across channels so one busy channel cannot starve the others; within a channel
+    High before Normal before Low, then oldest first. The round starts with the channel whose next
+    entry is the most urgent."""
+    lanes: dict[str, list[VideoEntry]] = {}
+    for entry in entries:
+        lanes.setdefault(_channel_key(entry, channels), []).append(entry)
+    queues = sorted((sorted(lane, key=_queue_key) for lane in lanes.values()), key=lambda lane: _queue_key(lane[0]))
+    ordered: list[VideoEntry] = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        ordered.extend(q[depth] for q in queues if depth < len(q))
+    return ordered
+
+
+def rejection_text(reasons: list[str]) -> str:
+    """The Error column text for a refused entry: what is wrong and how to try again."""
+    lines = "\n".join(f"• {r}" for r in reasons)
+    return f"Not started — fix the following, then set Status to Queued again:\n{lines}"
+
+
+def _duplicate_peers(entry: VideoEntry, queued: list[VideoEntry], titled: list[VideoEntry]) -> list[VideoEntry]:
+    """Entries `entry`'s title may clash with. Among entries queued together only older ones count,
+    so the first of two identical requests is made and the second is sent back."""
+    queued_ids = {q.page_id for q in queued}
+    peers = [t for t in titled if t.page_id not in queued_ids]
+    peers.extend(q for q in queued if _age_key(q) < _age_key(entry))
+    return peers
+
+
+def poll_once(gateway: NotionGateway, channels: dict[str, Channel], *, write_back: bool = True) -> PollResult:
+    """Look at the board once; with `write_back`, refused entries are moved Queued -> Draft with their reasons."""
+    start = gateway.requests_sent
+    result = PollResult()
+    work = gateway.find_work()
+    queued = [e for e in work if e.notion_status is NotionStatus.QUEUED]
+    for entry in work:
+        if entry.notion_status is NotionStatus.QUEUED:
+            continue
+        verdict = review_verdict(entry)
+        if verdict is None:
+            result.problems.append(
+                RejectedEntry(
+                    entry=entry,
+                    reasons=[f"Review {entry.review!r} at status {entry.status!r} is not a decision the pipeline understands "
+                             f"— set Review to {REVIEW_APPROVE} or {REVIEW_REJECT}"],
+                )
+            )
+        else:
+            result.decisions.append(ReviewRequest(entry=entry, verdict=verdict))
+
+    if queued:
+        titles = {e.title for e in queued} | {e.title.strip() for e in queued}
+        titled = gateway.find_titled(titles)
+        valid: list[VideoEntry] = []
+        for entry in sorted(queued, key=_age_key):
+            reasons = validate_entry(entry, channels, others=_duplicate_peers(entry, queued, titled))
+            if not reasons:
+                valid.append(entry)
+                continue
+            log.warning("Notion entry %s (%r) not started: %s", entry.page_id, entry.title, "; ".join(reasons))
+            shown = entry
+            if write_back:
+                try:
+                    shown = gateway.update_entry(entry, status=NotionStatus.DRAFT, error=rejection_text(reasons))
+                except (VidgenError, ValueError) as exc:
+                    result.problems.append(RejectedEntry(entry=entry, reasons=[f"could not write the reasons back: {exc}"]))
+            result.rejected.append(RejectedEntry(entry=shown, reasons=reasons))
+        result.to_start = fair_order(valid, channels)
+
+    result.requests = gateway.requests_sent - start
+    return result

@@ -1,0 +1,1 @@
+"""One interface per pipeline step; local providers make real media here, paid ones call the APIs."""

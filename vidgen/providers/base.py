@@ -1,0 +1,185 @@
+"""The provider interface: a request and a result model per step, and one protocol per step.
+
+Every result says what it cost and where its file is. Providers write exactly the `out_path` they
+are given (the workspace decides names), raise only `vidgen.errors.ProviderError` subclasses for
+failures they understand, and never retry on their own: retries are the orchestrator's policy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from vidgen.models import Chapter, Script
+
+
+class Cost(BaseModel):
+    """What one call cost. Local providers cost 0.00."""
+
+    usd: float = 0.0
+    units: float = 0.0
+    unit: str = ""  # "image", "clip", "characters", "tokens", "upload"
+
+
+class WordTiming(BaseModel):
+    word: str
+    start_s: float
+    end_s: float
+
+
+# --- script -------------------------------------------------------------------------------------
+class ScriptRequest(BaseModel):
+    title: str
+    topic: str
+    story_direction: str = ""
+    channel_name: str
+    style_preamble: str
+    language: str = "en"
+    scenes: int = Field(ge=1)
+    words_per_scene: int = Field(ge=1)
+
+
+class ScriptResult(BaseModel):
+    script: Script
+    cost: Cost = Cost()
+
+
+# --- images -------------------------------------------------------------------------------------
+class ImageRequest(BaseModel):
+    prompt: str  # the scene's image prompt; providers prepend `style_preamble`
+    style_preamble: str = ""
+    palette: list[str] = Field(default_factory=list)
+    seed: int = 0
+    out_path: Path  # PNG
+
+
+class ImageResult(BaseModel):
+    path: Path
+    width: int
+    height: int
+    cost: Cost = Cost()
+
+
+# --- clips --------------------------------------------------------------------------------------
+class ClipRequest(BaseModel):
+    image_path: Path  # the 1920x1080 composite
+    motion_prompt: str
+    duration_s: float = Field(ge=1, le=20)  # Kling offers 5 or 10
+    seed: int = 0
+    out_path: Path  # MP4, H.264, 1920x1080, no audio
+
+
+class ClipResult(BaseModel):
+    path: Path
+    duration_s: float
+    cost: Cost = Cost()
+
+
+# --- narration ----------------------------------------------------------------------------------
+class VoiceSpec(BaseModel):
+    local_voice: str = "en-us"
+    words_per_minute: int = 160
+    elevenlabs_voice_id: str = ""
+    elevenlabs_model: str = "eleven_multilingual_v2"
+    language: str = "en"
+
+
+class NarrationRequest(BaseModel):
+    text: str = Field(min_length=1)
+    voice: VoiceSpec
+    out_path: Path  # WAV (PCM s16) or MP3; the result's path is authoritative
+
+
+class NarrationResult(BaseModel):
+    path: Path
+    duration_s: float
+    words: list[WordTiming]  # the narrator's own timings: captions come from these
+    cost: Cost = Cost()
+
+
+# --- sound effects ------------------------------------------------------------------------------
+class SoundRequest(BaseModel):
+    cue: str = Field(min_length=1)
+    duration_s: float = Field(gt=0, le=30)
+    seed: int = 0
+    out_path: Path  # WAV or MP3; the result's path is authoritative
+
+
+class SoundResult(BaseModel):
+    path: Path
+    duration_s: float
+    cost: Cost = Cost()
+
+
+# --- publishing ---------------------------------------------------------------------------------
+class VideoMetadata(BaseModel):
+    title: str = Field(max_length=100)
+    description: str = Field(max_length=5000)
+    tags: list[str] = Field(default_factory=list)
+    chapters: list[Chapter] = Field(default_factory=list)
+    category_id: str = "22"
+    privacy: str = "private"
+    made_for_kids: bool = False
+    contains_synthetic_media: bool = True
+    default_language: str = "en"
+
+
+class PublishRequest(BaseModel):
+    channel_id: str
+    page_id: str
+    video_path: Path
+    thumbnail_path: Path
+    captions_path: Path | None = None
+    metadata: VideoMetadata
+    output_dir: Path  # where a local publisher files things; remote publishers ignore it
+
+
+class PublishResult(BaseModel):
+    url: str
+    video_id: str
+    cost: Cost = Cost()
+
+
+# --- the protocols ------------------------------------------------------------------------------
+@runtime_checkable
+class ScriptWriter(Protocol):
+    name: str
+
+    def write(self, request: ScriptRequest) -> ScriptResult: ...
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    name: str
+
+    def generate(self, request: ImageRequest) -> ImageResult: ...
+
+
+@runtime_checkable
+class ClipAnimator(Protocol):
+    name: str
+
+    def animate(self, request: ClipRequest) -> ClipResult: ...
+
+
+@runtime_checkable
+class Narrator(Protocol):
+    name: str
+
+    def narrate(self, request: NarrationRequest) -> NarrationResult: ...
+
+
+@runtime_checkable
+class SoundDesigner(Protocol):
+    name: str
+
+    def design(self, request: SoundRequest) -> SoundResult: ...
+
+
+@runtime_checkable
+class Publisher(Protocol):
+    name: str
+
+    def publish(self, request: PublishRequest) -> PublishResult: ...

@@ -1,0 +1,383 @@
+"""Publishing to YouTube: a resumable `videos.insert`, then `thumbnails.set`, within the day's quota.
+
+References: videos.insert https://developers.google.com/youtube/v3/docs/videos/insert, resumable
+uploads https://developers.google.com/youtube/v3/guides/using_resumable_upload_protocol, thumbnails
+https://developers.google.com/youtube/v3/docs/thumbnails/set, quota costs
+https://developers.google.com/youtube/v3/determine_quota_cost, errors
+https://developers.google.com/youtube/v3/docs/errors.
+
+The upload sends the file in chunks; after a 5xx or a dropped connection the client library asks
+the server how much it holds (an empty PUT answered by 308 with a Range header) and carries on
+from there, so a hiccup costs a chunk, not the file. The quota is reserved in the ledger before a
+byte is sent: an upload that would overrun the channel's day is deferred to after the reset
+(midnight Pacific) instead of failing, and the orchestrator sees a RetriableError with the wait.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import socket
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httplib2
+from sqlalchemy import Engine, create_engine
+
+from vidgen.channels import Channel
+from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
+from vidgen.ledger import QuotaExceeded, QuotaLedger
+from vidgen.providers.base import Cost, PublishRequest, PublishResult, VideoMetadata
+from vidgen.providers.settings import ProviderSettings
+from vidgen.providers.youtube_auth import PROVIDER, TokenStore, reauth_hint
+
+log = logging.getLogger(__name__)
+
+UPLOAD_UNITS = 1600  # videos.insert, as the seed and the quota table count it
+THUMBNAIL_UNITS = 50  # thumbnails.set
+PACIFIC = ZoneInfo("America/Los_Angeles")  # YouTube's daily quota resets at midnight Pacific
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # a multiple of 256 KiB, as the resumable protocol requires
+MAX_DESCRIPTION = 5000
+MAX_TAGS_CHARS = 500
+UPLOAD_LIMIT_WAIT_S = 24 * 3600.0  # uploadLimitExceeded: "try again in 24 hours"
+
+
+def seconds_until_quota_reset(now: datetime) -> float:
+    """Seconds from `now` to the next midnight in Pacific time (DST included)."""
+    local = now.astimezone(PACIFIC)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=PACIFIC)
+    return max(1.0, (midnight - local).total_seconds())
+
+
+def quota_day(now: datetime) -> date:
+    """The quota day `now` falls in: the Pacific calendar date."""
+    return now.astimezone(PACIFIC).date()
+
+
+class UploadDeferred(RetriableError, QuotaExceeded):
+    """Today's quota cannot take this upload; `retry_after` says when it can (after the reset)."""
+
+    def __init__(self, message: str, *, channel_id: str, used: int, needed: int, limit: int, retry_after: float):
+        self.channel_id, self.used, self.needed, self.limit = channel_id, used, needed, limit
+        self.provider, self.status_code, self.retry_after = PROVIDER, None, retry_after
+        # Both bases have their own __init__ signatures; the message is set once, ProviderError-style.
+        Exception.__init__(self, f"{PROVIDER}: {message}")
+
+
+def _timestamp(seconds: float) -> str:
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _no_angle_brackets(text: str) -> str:
+    """YouTube rejects titles and descriptions containing < or > (invalidTitle / invalidDescription)."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
+def render_description(metadata: VideoMetadata) -> str:
+    """The description, then chapters as "0:00 Title" lines (YouTube's chapter syntax), within 5000 chars.
+
+    YouTube only shows chapters whose list starts at 0:00, so the first is written as 0:00.
+    When the text is too long the prose is shortened, never the chapters.
+    """
+    body = _no_angle_brackets(metadata.description).strip()
+    chapters = sorted(metadata.chapters, key=lambda c: c.start_s)
+    if not chapters:
+        return body[:MAX_DESCRIPTION]
+    lines = [
+        f"{_timestamp(0 if i == 0 else c.start_s)} {_no_angle_brackets(c.title).strip()}"
+        for i, c in enumerate(chapters)
+    ]
+    block = "\n".join(lines)
+    room = MAX_DESCRIPTION - len(block) - 2
+    if room <= 0:
+        return block[:MAX_DESCRIPTION]
+    if len(body) > room:
+        body = body[: max(0, room - 1)].rstrip() + "…"
+    return f"{body}\n\n{block}" if body else block
+
+
+def fit_tags(tags: list[str]) -> list[str]:
+    """Tags in order until YouTube's 500-character budget (a tag with spaces counts its quotes) is spent."""
+    kept: list[str] = []
+    used = 0
+    for tag in (t.strip().replace("<", "").replace(">", "") for t in tags):
+        if not tag or tag in kept:
+            continue
+        cost = len(tag) + (2 if " " in tag else 0) + (1 if kept else 0)
+        if used + cost > MAX_TAGS_CHARS:
+            break
+        kept.append(tag)
+        used += cost
+    return kept
+
+
+def video_resource(metadata: VideoMetadata) -> dict[str, Any]:
+    """The `snippet` and `status` parts of videos.insert's body."""
+    return {
+        "snippet": {
+            "title": _no_angle_brackets(metadata.title).strip()[:100],
+            "description": render_description(metadata),
+            "tags": fit_tags(metadata.tags),
+            "categoryId": metadata.category_id,
+            "defaultLanguage": metadata.default_language,
+        },
+        "status": {
+            "privacyStatus": metadata.privacy,
+            "selfDeclaredMadeForKids": metadata.made_for_kids,
+            "containsSyntheticMedia": metadata.contains_synthetic_media,
+        },
+    }
+
+
+def error_reason(content: bytes | str | None) -> tuple[str, str]:
+    """(reason, message) from Google's JSON error body, ("", "") when there is none."""
+    if not content:
+        return "", ""
+    try:
+        error = json.loads(content)["error"]
+    except (ValueError, KeyError, TypeError):
+        return "", ""
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    errors = error.get("errors") if isinstance(error, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("reason", "")), message
+    return "", message
+
+
+def discovery_document(api_endpoint: str | None = None) -> dict[str, Any]:
+    """YouTube Data API v3's bundled discovery document, rooted at `api_endpoint` when one is given.
+
+    The endpoint replaces `rootUrl` itself rather than going in as client_options.api_endpoint:
+    googleapiclient builds upload URLs from `rootUrl` and, given api_endpoint, swaps in only its
+    host, so an http:// endpoint (a local stand-in or plain proxy) would get https:// uploads.
+    """
+    from googleapiclient.discovery_cache import get_static_doc
+
+    document = json.loads(get_static_doc("youtube", "v3"))
+    if api_endpoint:
+        root = api_endpoint.rstrip("/") + "/"
+        document["rootUrl"] = root
+        document["baseUrl"] = root + document.get("servicePath", "")
+        document.pop("mtlsRootUrl", None)  # an explicit endpoint is used as given, never swapped for mTLS
+    return document
+
+
+class YouTubePublisher:
+    """Publisher for one channel. Build with `create_publisher`, or inject `http`/`service` in tests."""
+
+    name = "youtube"
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        credentials: Any = None,
+        credentials_loader: Callable[[], Any] | None = None,
+        http: Any = None,
+        service: Any = None,
+        api_endpoint: str | None = None,
+        quota: QuotaLedger | None = None,
+        quota_engine: Engine | None = None,
+        chunksize: int = DEFAULT_CHUNK_SIZE,
+        max_retries: int = 8,
+        first_backoff_s: float = 1.0,
+        max_backoff_s: float = 64.0,
+        upload_units: int = UPLOAD_UNITS,
+        thumbnail_units: int = THUMBNAIL_UNITS,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self.channel = channel
+        self._credentials, self._credentials_loader = credentials, credentials_loader
+        self._http, self._service, self._api_endpoint = http, service, api_endpoint
+        self._quota, self._quota_engine = quota, quota_engine
+        self.chunksize, self.max_retries = chunksize, max_retries
+        self.first_backoff_s, self.max_backoff_s = first_backoff_s, max_backoff_s
+        self.upload_units, self.thumbnail_units = upload_units, thumbnail_units
+        self._sleep, self._now = sleep, now
+
+    # --- collaborators, built on first use so constructing a publisher touches nothing -------------
+    @property
+    def quota(self) -> QuotaLedger:
+        if self._quota is None:
+            engine = self._quota_engine
+            if engine is None:
+                from vidgen.config import Paths
+
+                paths = Paths.from_env()
+                paths.home.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(paths.ledger_url)
+            self._quota = QuotaLedger(engine)
+        return self._quota
+
+    def service(self) -> Any:
+        if self._service is None:
+            from googleapiclient.discovery import build_from_document
+
+            if self._http is not None:
+                auth: dict[str, Any] = {"http": self._http}
+            else:
+                credentials = self._credentials
+                if credentials is None and self._credentials_loader is not None:
+                    credentials = self._credentials_loader()
+                auth = {"credentials": credentials}
+            self._service = build_from_document(discovery_document(self._api_endpoint), **auth)
+        return self._service
+
+    # --- publishing ------------------------------------------------------------------------------
+    def publish(self, request: PublishRequest) -> PublishResult:
+        for path, what in ((request.video_path, "video"), (request.thumbnail_path, "thumbnail")):
+            if not path.is_file():
+                raise InvalidInputError(f"{what} file not found: {path}", provider=PROVIDER)
+        service = self.service()  # credentials first: a channel that cannot upload spends no quota
+        units = self.upload_units + self.thumbnail_units
+        self._reserve(units)
+        video_id = self._upload_video(service, request)
+        self._set_thumbnail(service, video_id, request.thumbnail_path)
+        return PublishResult(
+            url=f"https://www.youtube.com/watch?v={video_id}",
+            video_id=video_id,
+            cost=Cost(usd=0.0, units=units, unit="quota"),
+        )
+
+    def _reserve(self, units: int) -> None:
+        now = self._now()
+        limit = self.channel.youtube.daily_quota_units
+        try:
+            self.quota.reserve(self.channel.id, units, limit, day=quota_day(now))
+        except QuotaExceeded as e:
+            wait = seconds_until_quota_reset(now)
+            raise UploadDeferred(
+                f"YouTube quota for {self.channel.id}: {e.used}/{e.limit} units used today and an upload needs "
+                f"{e.needed}; deferred until the reset at midnight Pacific (in {wait / 3600:.1f} h)",
+                channel_id=self.channel.id, used=e.used, needed=e.needed, limit=e.limit, retry_after=wait,
+            ) from e
+
+    def _mark_quota_spent(self) -> None:
+        """Google says the day's quota is gone: make the ledger agree, so later uploads defer at once."""
+        now = self._now()
+        day = quota_day(now)
+        limit = self.channel.youtube.daily_quota_units
+        rest = limit - self.quota.used(self.channel.id, day)
+        if rest > 0:
+            self.quota.reserve(self.channel.id, rest, limit, day=day)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.first_backoff_s * 2 ** (attempt - 1))
+
+    def _upload_video(self, service: Any, request: PublishRequest) -> str:
+        from googleapiclient.errors import HttpError
+        from googleapiclient.http import MediaFileUpload
+
+        media = MediaFileUpload(
+            str(request.video_path), mimetype=_video_mime(request.video_path), chunksize=self.chunksize, resumable=True
+        )
+        insert = service.videos().insert(
+            part="snippet,status", body=video_resource(request.metadata), media_body=media
+        )
+        response = None
+        failures = 0
+        while response is None:
+            try:
+                _, response = insert.next_chunk()
+                failures = 0  # progress resets the budget: only consecutive failures count
+            except HttpError as e:
+                status = int(e.resp.status)
+                if status in RETRY_STATUSES and failures < self.max_retries:
+                    failures += 1
+                    log.warning("YouTube upload got HTTP %s; resuming in %.0f s", status, self._backoff(failures))
+                    self._sleep(self._backoff(failures))
+                    continue
+                raise self._http_error(e, "videos.insert") from e
+            except (httplib2.HttpLib2Error, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
+                if failures < self.max_retries:
+                    failures += 1
+                    log.warning("YouTube upload connection failed (%s); resuming in %.0f s", e, self._backoff(failures))
+                    self._sleep(self._backoff(failures))
+                    continue
+                raise RetriableError(f"upload kept failing to connect: {e}", provider=PROVIDER) from e
+        video_id = response.get("id") if isinstance(response, dict) else None
+        if not video_id:
+            raise ApiFailureError(f"videos.insert finished without a video id: {response!r}", provider=PROVIDER)
+        return str(video_id)
+
+    def _set_thumbnail(self, service: Any, video_id: str, thumbnail: Path) -> None:
+        """Set the custom thumbnail. Its failure does not undo a finished upload (a retry would upload twice)."""
+        from googleapiclient.errors import HttpError
+        from googleapiclient.http import MediaFileUpload
+
+        mime = mimetypes.guess_type(thumbnail.name)[0] or "image/png"
+        attempt = 0
+        while True:
+            try:
+                service.thumbnails().set(videoId=video_id, media_body=MediaFileUpload(str(thumbnail), mimetype=mime)).execute()
+                return
+            except HttpError as e:
+                status = int(e.resp.status)
+                if status in RETRY_STATUSES and attempt < self.max_retries:
+                    attempt += 1
+                    self._sleep(self._backoff(attempt))
+                    continue
+                error = self._http_error(e, "thumbnails.set")
+            except (httplib2.HttpLib2Error, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
+                if attempt < self.max_retries:
+                    attempt += 1
+                    self._sleep(self._backoff(attempt))
+                    continue
+                error = RetriableError(f"thumbnail upload kept failing to connect: {e}", provider=PROVIDER)
+            log.warning("video %s is uploaded but its thumbnail was not set: %s", video_id, error)
+            return
+
+    def _http_error(self, e: Any, method: str) -> ProviderError:
+        """Google's documented error reasons, mapped to what the orchestrator should do."""
+        status = int(e.resp.status)
+        reason, message = error_reason(e.content)
+        text = f"{method}: {reason or 'HTTP ' + str(status)}: {message or e.reason or ''}".rstrip(": ")
+        if reason in ("quotaExceeded", "dailyLimitExceeded"):
+            self._mark_quota_spent()
+            wait = seconds_until_quota_reset(self._now())
+            limit = self.channel.youtube.daily_quota_units
+            return UploadDeferred(f"{text}; deferred until the quota resets at midnight Pacific",
+                                  channel_id=self.channel.id, used=limit, needed=self.upload_units, limit=limit,
+                                  retry_after=wait)
+        if reason == "uploadLimitExceeded":
+            limit = self.channel.youtube.daily_quota_units
+            return UploadDeferred(f"{text}; YouTube asks to try again in 24 hours", channel_id=self.channel.id,
+                                  used=0, needed=self.upload_units, limit=limit, retry_after=UPLOAD_LIMIT_WAIT_S)
+        if reason in ("rateLimitExceeded", "userRateLimitExceeded") or status == 429:
+            return RetriableError(text, provider=PROVIDER, status_code=status, retry_after=60.0)
+        if status == 401:
+            return ApiFailureError(f"{text}; {reauth_hint(self.channel.id)}", provider=PROVIDER, status_code=status)
+        if status == 403:
+            return ApiFailureError(text, provider=PROVIDER, status_code=status)
+        if status == 400:
+            return InvalidInputError(text, provider=PROVIDER, status_code=status)
+        return classify_http(status, text, provider=PROVIDER)
+
+
+def _video_mime(path: Path) -> str:
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def create_publisher(settings: ProviderSettings, channel: Channel) -> YouTubePublisher:
+    """The registry's factory: needs VIDGEN_TOKEN_KEY and the channel's stored token (`vidgen channels auth`)."""
+    store = TokenStore.from_settings(settings)
+    if not store.exists(channel.id):
+        raise ApiFailureError(
+            f"no stored YouTube token for channel {channel.id!r}; run `vidgen channels auth {channel.id}`",
+            provider=PROVIDER,
+        )
+    return YouTubePublisher(
+        channel,
+        credentials_loader=lambda: store.load(channel.id),
+        api_endpoint=settings.youtube_base_url,
+    )
