@@ -68,6 +68,16 @@ def _drop_postgres_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _release_client_services() -> None:
+    """Flush and stop this process's Prefect client services (events, API logs, slot leases).
+
+    Each is a singleton that binds to the API URL current when it first starts, so without this the
+    next session server (PostgreSQL after SQLite) would get this one's events and lease renewals."""
+    from prefect._internal.concurrency.services import _QueueServiceBase
+
+    _QueueServiceBase.drain_all(timeout=30, at_exit=False)
+
+
 @dataclass
 class PrefectServer:
     api_url: str
@@ -105,6 +115,7 @@ def prefect_server(request, tmp_path_factory) -> PrefectServer:
         wait_until(lambda: _healthy(f"{env['PREFECT_API_URL']}/health"), 120, "Prefect server", proc, log)
         yield PrefectServer(api_url=env["PREFECT_API_URL"], home=home, database=request.param, env=env)
     finally:
+        _release_client_services()
         proc.terminate()
         try:
             proc.wait(timeout=20)

@@ -13,10 +13,6 @@ import flow_helpers as fh
 pytestmark = pytest.mark.integration
 
 
-# SQLite only for now: Prefect's in-process client services (events, slot leases) stay bound to the
-# first server of the session, so an in-process flow after the switch to the PostgreSQL server fails.
-# PostgreSQL is covered by test_setup (CLI subprocesses) and the ledger tests.
-@pytest.mark.parametrize("prefect_server", ["sqlite"], indirect=True)
 @pytest.mark.timeout(1200)  # a few minutes on an idle machine; five suspends and resumes
 def test_video_suspends_at_every_gate_and_resumes_from_notion_and_the_ui(stack):
     from prefect.flow_runs import resume_flow_run
@@ -33,13 +29,15 @@ def test_video_suspends_at_every_gate_and_resumes_from_notion_and_the_ui(stack):
     )
     summary = poll_notion()
     assert summary.started == [entry.title]
+    run = fh.wait_paused_at(entry.page_id, S.ASSETS_READY, stack)
 
-    # never two runs for one page: put it back in Queued behind the pipeline's back, poll again
+    # never two runs for one page: while its run waits at the gate, put the card back in Queued
+    # behind the pipeline's back and poll (a suspended run is a stable moment: no status write races)
     fh.force_status(entry.page_id, "Queued")
     assert poll_notion().skipped == [entry.title]
+    fh.force_status(entry.page_id, S.ASSETS_READY.value)
 
     # gate 1 (assets): approved on the Notion page, as a reviewer does
-    run = fh.wait_paused_at(entry.page_id, S.ASSETS_READY, stack)
     fh.approve_in_notion(entry.page_id)
     assert any("resumed" in line for line in poll_notion().resumed)
 
