@@ -68,6 +68,11 @@ def runs_for_page(page_id: str, states: list[StateType]) -> list[FlowRun]:
         )
 
 
+def video_run_name(channel_id: str, title: str) -> str:
+    """What a video's run is called in the Prefect UI: findable by the title on the Notion card."""
+    return f"{channel_id}: {title}"[:120]
+
+
 @task(name="find-work", tags=["notion"])
 def find_work() -> PollResult:
     return poll_once(notion_gateway(), configured_channels(Paths.from_env().channels))
@@ -85,7 +90,7 @@ def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | No
         parameters={"page_id": entry.page_id, "channel_id": channel_id},
         timeout=0,
         as_subflow=False,
-        flow_run_name=f"{channel_id}: {entry.title}"[:120],
+        flow_run_name=video_run_name(channel_id, entry.title),
         tags=[f"channel:{channel_id}", page_tag(entry.page_id)],
         # A poll that dies between creating the run and the next poll cannot start the page twice.
         idempotency_key=f"{entry.page_id}:{entry.last_edited_time}",

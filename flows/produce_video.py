@@ -2,9 +2,11 @@
 
 Reads as the seed's pipeline: script -> images (gate: assets) -> composites -> clips (gate: videos)
 -> narration (gate: audio) -> sound -> assembly (gate: final review) -> publish, writing the matching
-Notion status at each step. Every step is a persisted task, so a run resumed after a gate (which
-re-executes this function from the top) repeats no work and no Notion write; the workspace manifest
-does the same across runs, so a new run after a crash pays for nothing twice.
+Notion status at each step. Every step is a persisted task, and each stage (the tasks and Notion
+moves between two gates) is one persisted task around them, so a run resumed after a gate (which
+re-executes this function from the top) repeats no work and no Notion write, and passes the stages
+already reviewed in a few cache lookups; the workspace manifest does the same across runs, so a
+new run after a crash pays for nothing twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.review import check_redo, review_gate
 from tasks.notion import EntryGone, link_notion_page, read_entry, update_entry
+from tasks.stages import run_stage
 from tasks.production import (
     animate_clip,
     assemble_video,
@@ -66,6 +69,18 @@ class Board:
             get_run_logger().error("Could not write %r to Notion page %s: %s", status.value, self.entry.page_id, exc)
 
 
+def in_stage(board: Board, name: str, work: Callable[[], T]) -> T:
+    """Run `work` as one persisted stage (see tasks/stages.py), keeping the board's entry in step:
+    a replayed stage returns the entry its Notion moves produced, so later moves stay cache hits."""
+
+    def body() -> tuple[VideoEntry, T]:
+        made = work()
+        return board.entry, made
+
+    board.entry, made = run_stage(name, body)
+    return made
+
+
 def flow_run_url() -> str | None:
     from prefect.settings import PREFECT_UI_URL
 
@@ -89,12 +104,18 @@ def until_approved(
     """Make a stage, hold it at its gate, redo the scenes a reviewer names, until approved.
 
     `make(revisions, round)` writes the stage's Generating status itself, so a redo shows on the
-    board as the stage running again (Assets Ready -> Assets Generating -> Assets Ready)."""
+    board as the stage running again (Assets Ready -> Assets Generating -> Assets Ready). Each
+    round is one persisted stage, so a resumed run passes the rounds already reviewed at once."""
     revisions: dict[int, int] = defaultdict(int)
     round = 1
     while True:
-        result = make(revisions, round)
-        board.move(f"{gate}-gate-{round}", GATES[gate])
+
+        def make_and_hold(rev: dict[int, int] = dict(revisions), rnd: int = round) -> T:
+            made = make(defaultdict(int, rev), rnd)
+            board.move(f"{gate}-gate-{rnd}", GATES[gate])
+            return made
+
+        result = in_stage(board, f"{gate}-{round}", make_and_hold)
         verdict = review_gate(prod, gate, round, files(result), describe(result))
         if verdict.action is ReviewAction.APPROVE:
             return result
@@ -118,7 +139,6 @@ def _table(rows: list[tuple], header: tuple) -> str:
 
 @flow(
     name="produce-video",
-    flow_run_name="{page_id}",
     persist_result=True,
     log_prints=True,
     task_runner=ThreadPoolTaskRunner(max_workers=6),
@@ -146,12 +166,7 @@ def produce_video(page_id: str, channel_id: str | None = None) -> str:
     board = Board(entry)
     prod = production(brief)
     try:
-        if board.entry.notion_status in RESTARTABLE:
-            board.move("requeued", S.QUEUED)  # an ad-hoc re-run of a failed or rejected entry
-        if board.entry.notion_status is S.QUEUED:
-            board.move("processing", S.PROCESSING)
-        board.move("started", workspace=str(prod.workspace.root), run_url=flow_run_url(), error="")
-        link_notion_page(board.entry)
+        in_stage(board, "start", lambda: start(board, prod))
         url = make_video(prod, board, brief)
     except ReviewRejected as exc:
         board.report("rejected", S.REVIEW_REJECTED, error=str(exc))
@@ -175,9 +190,21 @@ def production_paths():
     return Paths.from_env()
 
 
+def start(board: Board, prod: Production) -> None:
+    if board.entry.notion_status in RESTARTABLE:
+        board.move("requeued", S.QUEUED)  # an ad-hoc re-run of a failed or rejected entry
+    if board.entry.notion_status is S.QUEUED:
+        board.move("processing", S.PROCESSING)
+    board.move("started", workspace=str(prod.workspace.root), run_url=flow_run_url(), error="")
+    link_notion_page(board.entry)
+
+
 def make_video(prod: Production, board: Board, brief: VideoBrief) -> str:
-    board.move("assets-generating", S.ASSETS_GENERATING)
-    script: Script = write_script(brief)
+    def script_stage() -> Script:
+        board.move("assets-generating", S.ASSETS_GENERATING)
+        return write_script(brief)
+
+    script: Script = in_stage(board, "script", script_stage)
     scenes = script.scenes
     n = len(scenes)
 
@@ -192,9 +219,13 @@ def make_video(prod: Production, board: Board, brief: VideoBrief) -> str:
         ),
     )
 
-    board.move("composites-creating", S.COMPOSITES_CREATING)
-    frames = _results(compose_frame.map(unmapped(brief), scenes, pictures, [0] * n))
-    board.move("composites-ready", S.COMPOSITES_READY)
+    def composites() -> list[Path]:
+        board.move("composites-creating", S.COMPOSITES_CREATING)
+        made = _results(compose_frame.map(unmapped(brief), scenes, pictures, [0] * n))
+        board.move("composites-ready", S.COMPOSITES_READY)
+        return made
+
+    frames = in_stage(board, "composites", composites)
 
     def clips(rev: dict[int, int], round: int) -> list[Path]:
         board.move(f"videos-generating-{round}", S.VIDEOS_GENERATING)
@@ -219,10 +250,14 @@ def make_video(prod: Production, board: Board, brief: VideoBrief) -> str:
         ),
     )
 
-    board.move("sfx-generating", S.SFX_GENERATING)
-    durations = [t.duration_s + SCENE_PADDING_S for t in voice]
-    sounds = _results(design_sound.map(unmapped(brief), scenes, durations, [0] * n))
-    board.move("sfx-ready", S.SFX_READY)
+    def sound() -> list[Path]:
+        board.move("sfx-generating", S.SFX_GENERATING)
+        durations = [t.duration_s + SCENE_PADDING_S for t in voice]
+        made = _results(design_sound.map(unmapped(brief), scenes, durations, [0] * n))
+        board.move("sfx-ready", S.SFX_READY)
+        return made
+
+    sounds = in_stage(board, "sound", sound)
 
     def film(rev: dict[int, int], round: int):
         board.move(f"assembling-{round}", S.ASSEMBLING_VIDEO)

@@ -30,6 +30,8 @@ def test_video_suspends_at_every_gate_and_resumes_from_notion_and_the_ui(stack):
     summary = poll_notion()
     assert summary.started == [entry.title]
     run = fh.wait_paused_at(entry.page_id, S.ASSETS_READY, stack)
+    assert run.name == "wild_frontiers: Otters of the Kelp Forest"  # findable in the UI by the card's title
+    assert {"channel:wild_frontiers", f"page:{entry.page_id}"} <= set(run.tags)
 
     # never two runs for one page: while its run waits at the gate, put the card back in Queued
     # behind the pipeline's back and poll (a suspended run is a stable moment: no status write races)

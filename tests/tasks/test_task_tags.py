@@ -23,12 +23,12 @@ EXPECTED_TAGS = {
     "apply-review": {"notion"},
     "reconcile-ended-runs": {"notion"},
 }
-LOCAL_ONLY = {"compose-frame", "assemble-video", "total-cost", "publish-review", "link-notion-page"}
+LOCAL_ONLY = {"compose-frame", "assemble-video", "total-cost", "publish-review", "link-notion-page", "stage"}
 
 
 def all_tasks() -> dict[str, Task]:
     found: dict[str, Task] = {}
-    for module in ("tasks.production", "tasks.notion", "flows.poll_notion", "flows.review"):
+    for module in ("tasks.production", "tasks.notion", "tasks.stages", "flows.poll_notion", "flows.review"):
         for value in vars(importlib.import_module(module)).values():
             if isinstance(value, Task):
                 found[value.name] = value

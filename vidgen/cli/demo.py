@@ -26,6 +26,7 @@ GATE_WORDS = {
     S.READY_FOR_REVIEW: "the finished video",
 }
 DONE = {S.UPLOAD_COMPLETE, S.REVIEW_REJECTED, *ERROR_STATUSES}
+DEMO_IDLE_POLL_S = 30  # a poll after this long without news, to notice runs that ended badly
 
 
 def _quiet_prefect_console() -> None:
@@ -135,13 +136,19 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
         entries = {e.page_id: e for e in _demo_entries(gateway, configured_channels(paths.channels), fresh)}
         seen: dict[str, str] = {}
         deadline = started + timeout_min * 60
+        # The served deployment polls every minute; the demo runs the same poll flow itself, but only
+        # when the board has news for it (new entries, a reviewer's decision) or after a quiet spell,
+        # so its polls do not compete with the videos for the Prefect server.
+        poll_due, last_poll = True, 0.0
         with console.status("Producing...") as spinner:
             while True:
-                summary = poll_notion()
-                for title in summary.started:
-                    _say(f"Poller started a produce-video run for [bold]{title}[/]")
-                for line in summary.resumed:
-                    _say(f"Poller resumed: {line}")
+                if poll_due or time.monotonic() - last_poll > DEMO_IDLE_POLL_S:
+                    summary = poll_notion()
+                    poll_due, last_poll = False, time.monotonic()
+                    for title in summary.started:
+                        _say(f"Poller started a produce-video run for [bold]{title}[/]")
+                    for line in summary.resumed:
+                        _say(f"Poller resumed: {line}")
                 for page_id in entries:
                     entry = entries[page_id] = gateway.get_entry(page_id)
                     if seen.get(page_id) != entry.status:
@@ -150,6 +157,7 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
                     status = entry.notion_status
                     if status in GATE_WORDS and not entry.review and runs_for_page(page_id, [StateType.PAUSED]):
                         gateway.update_entry(entry, review="Approve", review_notes="Looks good (demo reviewer)")
+                        poll_due = True
                         _say(f"👤 Reviewer approves {GATE_WORDS[status]} of [bold]{entry.title}[/] in Notion (Review = Approve)")
                 if all(e.notion_status in DONE for e in entries.values()):
                     break

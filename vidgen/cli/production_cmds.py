@@ -90,15 +90,34 @@ def run(
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from flows.poll_notion import PRODUCE_DEPLOYMENT, page_tag
+    from flows.poll_notion import PRODUCE_DEPLOYMENT, page_tag, video_run_name
+    from vidgen.channels import channel_for_notion_value
+    from vidgen.config import Paths, notion_settings
+    from vidgen.notion.errors import NotionError
+    from vidgen.notion.gateway import NotionGateway
+    from vidgen.pipeline import configured_channels
 
     try:
         with get_client(sync_client=True) as client:
             client.read_deployment_by_name(PRODUCE_DEPLOYMENT)
     except ObjectNotFound:
         fail("the produce-video deployment is not served: start `uv run vidgen serve` in another terminal")
+    settings = notion_settings()
+    if settings is None:
+        fail("Notion is not configured: run `uv run vidgen notion init` (or `uv run vidgen demo`) first")
+    try:
+        entry = NotionGateway.from_settings(settings).get_entry(page_id)
+    except NotionError as exc:
+        fail(f"cannot read Notion page {page_id}: {exc}")
+    channel = channel_for_notion_value(configured_channels(Paths.from_env().channels), entry.channel)
+    tags = [page_tag(page_id)] + ([f"channel:{channel.id}"] if channel else [])
     flow_run = run_deployment(
-        PRODUCE_DEPLOYMENT, parameters={"page_id": page_id}, timeout=0, as_subflow=False, tags=[page_tag(page_id)]
+        PRODUCE_DEPLOYMENT,
+        parameters={"page_id": page_id},
+        timeout=0,
+        as_subflow=False,
+        flow_run_name=video_run_name(channel.id if channel else entry.channel or "?", entry.title),
+        tags=tags,
     )
     console.print(f"Started flow run [bold]{flow_run.name}[/] ({flow_run.id})")
     if not wait:
