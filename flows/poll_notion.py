@@ -28,6 +28,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.flow_runs import resume_flow_run
 from pydantic import BaseModel, Field
 
@@ -98,6 +99,22 @@ def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | No
     return str(run.id)
 
 
+def ready_for_input(run: FlowRun) -> bool:
+    """Whether a suspended run can take a decision yet. Prefect marks the run Paused before it saves
+    the input form's schema, and refuses a resume in between ("Run input schema not found")."""
+    keyset = run.state.state_details.run_input_keyset if run.state else None
+    if not keyset:
+        return True
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_flow_run_input(run.id, keyset["schema"])
+        except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+            if isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code != 404:
+                raise
+            return False
+    return True
+
+
 def _scene_count(entry: VideoEntry, channel_id: str) -> int | None:
     script = Workspace.for_entry(Paths.from_env().workspaces, channel_id, entry.page_id).root / "script.json"
     try:
@@ -130,6 +147,8 @@ def apply_review(request: ReviewRequest, channel_id: str | None) -> str:
     if channel_id and (count := _scene_count(entry, channel_id)) and (problem := check_redo(verdict, count)):
         gateway.update_entry(entry, review=None, error=f"Review not applied: {problem}. Choose again.")
         return f"refused: {problem}"
+    if not ready_for_input(paused[0]):
+        return "its run is still pausing; the decision applies at the next poll"
     decision = ReviewDecision.from_verdict(verdict)
     try:
         resume_flow_run(paused[0].id, run_input=decision.model_dump(mode="json"))

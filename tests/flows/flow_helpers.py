@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from notion_client import Client
 
+from flows.poll_notion import ready_for_input
 from vidgen.config import notion_settings
 from vidgen.models import VideoEntry
 from vidgen.notion.gateway import NotionGateway
@@ -55,7 +56,7 @@ def wait_paused_at(page_id: str, status: NotionStatus, stack, *, round_key: str 
         _fail_fast(stack, page_id)
         entry = gateway().get_entry(page_id)
         run = run_for(page_id)
-        if entry.notion_status is status and run.state.is_paused():
+        if entry.notion_status is status and run.state.is_paused() and ready_for_input(run):
             if round_key is None or run.state.state_details.pause_key == round_key:
                 return run
         time.sleep(1)

@@ -116,3 +116,42 @@ def test_a_gate_that_times_out_ends_at_manual_review(stack):
     page = gateway.get_entry(entry.page_id)
     assert page.notion_status is S.ERROR_MANUAL_REVIEW
     assert "Assets Ready" in page.error
+
+
+@SQLITE_ONLY
+def test_a_decision_waits_while_its_run_is_still_pausing(stack):
+    """Prefect marks a run Paused before it saves the review form's schema; a decision read from
+    Notion in between must stay on the card for the next poll, not be refused and cleared."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_paused_state
+    from prefect.states import Running, Suspended
+
+    from flows.poll_notion import apply_review, page_tag, ready_for_input
+    from vidgen.models import ReviewAction, ReviewVerdict
+    from vidgen.polling import ReviewRequest
+
+    gateway = fh.gateway()
+    entry = gateway.create_entry(title="Pausing right now", channel="Wild Frontiers", topic="Tide pools")
+    fh.force_status(entry.page_id, "Assets Ready")
+    entry = fh.approve_in_notion(entry.page_id)
+
+    @flow(name="pausing-video")
+    def pausing_video() -> None: ...
+
+    suspended = Suspended(timeout_seconds=600, pause_key="assets-1")
+    suspended.state_details.run_input_keyset = keyset = keyset_from_paused_state(suspended)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(pausing_video, tags=[page_tag(entry.page_id)])
+        client.set_flow_run_state(run.id, Running(), force=True)
+        client.set_flow_run_state(run.id, suspended, force=True)
+        run = client.read_flow_run(run.id)
+        assert run.state.is_paused() and not ready_for_input(run)
+
+        request = ReviewRequest(entry=entry, verdict=ReviewVerdict(action=ReviewAction.APPROVE))
+        assert "still pausing" in apply_review(request, "wild_frontiers")
+        page = gateway.get_entry(entry.page_id)
+        assert page.review == "Approve" and not page.error  # left for the next poll
+
+        client.create_flow_run_input(run.id, key=keyset["schema"], value="{}")
+        assert ready_for_input(client.read_flow_run(run.id))

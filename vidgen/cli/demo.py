@@ -159,6 +159,8 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
                         gateway.update_entry(entry, review="Approve", review_notes="Looks good (demo reviewer)")
                         poll_due = True
                         _say(f"👤 Reviewer approves {GATE_WORDS[status]} of [bold]{entry.title}[/] in Notion (Review = Approve)")
+                # a decision stays on the card until a poll hands it to its run (the run may still be pausing)
+                poll_due = poll_due or any(e.review for e in entries.values())
                 if all(e.notion_status in DONE for e in entries.values()):
                     break
                 if time.monotonic() > deadline:
