@@ -28,7 +28,7 @@ def _short_channels(directory: Path) -> Path:
     directory.mkdir()
     for source in (REPO / "channels").glob("*.yaml"):
         data = yaml.safe_load(source.read_text())
-        data["script"].update({"scenes": 3, "min_scenes": 1, "words_per_scene": 12})
+        data["script"].update({"scenes": 2, "min_scenes": 1, "words_per_scene": 12})
         (directory / source.name).write_text(yaml.safe_dump(data, sort_keys=False))
     return directory
 

@@ -35,7 +35,7 @@ REAL_PROVIDERS = {
     "sound": "elevenlabs",
     "publisher": "youtube",
 }
-SCENES = 3
+SCENES = 2
 TOKEN_KEY = base64.urlsafe_b64encode(b"vidgen-real-providers-test-key!!").decode()  # a valid Fernet key
 
 

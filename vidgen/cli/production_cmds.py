@@ -72,6 +72,13 @@ def serve(
     from flows.produce_video import produce_video
 
     register()
+    from vidgen.cli.stack import embedded_on_sqlite
+
+    if embedded_on_sqlite():
+        console.print(
+            "[yellow]Prefect's server runs on SQLite here: fine for a few videos at once. For more, run it on "
+            "PostgreSQL (README, \"Running at scale\").[/]"
+        )
     console.print(f"Serving [bold]poll-notion[/] (every {poll_interval} s) and [bold]produce-video[/]; Ctrl+C stops.")
     prefect_serve(
         poll_notion.to_deployment(name="poll-notion", interval=poll_interval),

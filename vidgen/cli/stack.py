@@ -90,6 +90,12 @@ def prefect_env(paths: Paths) -> dict[str, str]:
     }
 
 
+def embedded_on_sqlite() -> bool:
+    """Whether this process talks to the embedded Prefect server on its default SQLite database."""
+    embedded = os.environ.get("PREFECT_API_URL") == f"http://127.0.0.1:{PREFECT_PORT}/api"
+    return embedded and os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL", "sqlite").startswith("sqlite")
+
+
 def ensure_prefect(paths: Paths, *, timeout_s: float = 90) -> str:
     """The Prefect API URL, starting `prefect server start` (SQLite in .vidgen/prefect) if needed."""
     env_add = prefect_env(paths)
