@@ -99,6 +99,15 @@ def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | No
     return str(run.id)
 
 
+# Longer than the Prefect client's retries of the run's own form save (2+4+8+16+32 s backoff).
+PAUSING_GRACE_S = 90
+
+
+def seconds_paused(run: FlowRun) -> float:
+    since = run.state.timestamp if run.state else None
+    return (datetime.now(timezone.utc) - since).total_seconds() if since else 0.0
+
+
 def ready_for_input(run: FlowRun) -> bool:
     """Whether a suspended run can take a decision yet. Prefect marks the run Paused before it saves
     the input form's schema, and refuses a resume in between ("Run input schema not found")."""
@@ -148,7 +157,12 @@ def apply_review(request: ReviewRequest, channel_id: str | None) -> str:
         gateway.update_entry(entry, review=None, error=f"Review not applied: {problem}. Choose again.")
         return f"refused: {problem}"
     if not ready_for_input(paused[0]):
-        return "its run is still pausing; the decision applies at the next poll"
+        if seconds_paused(paused[0]) < PAUSING_GRACE_S:
+            return "its run is still pausing; the decision applies at the next poll"
+        # The run's own save of the form gave up (seen on SQLite: five 503s in a row): without it
+        # no decision can ever reach the run, so save the same form for it, then resume as usual.
+        ReviewDecision.save(paused[0].state.state_details.run_input_keyset, flow_run_id=paused[0].id)
+        get_run_logger().warning("Saved the review form of run %s for it (its own save had failed)", paused[0].name)
     decision = ReviewDecision.from_verdict(verdict)
     try:
         resume_flow_run(paused[0].id, run_input=decision.model_dump(mode="json"))

@@ -127,7 +127,9 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
     _ensure_notion(paths)
     for line in register():
         _say(f"Prefect: {line}")
-    worker = start_worker(paths, extra_env={"PREFECT_RUNNER_POLL_FREQUENCY": "2"})
+    # The demo plays the poller itself, right after each change it makes; the worker's scheduled
+    # poll-notion would only add a second poller (hourly keeps the deployment, not the noise).
+    worker = start_worker(paths, extra_env={"PREFECT_RUNNER_POLL_FREQUENCY": "2"}, poll_interval=3600)
     try:
         with console.status("Starting the worker (vidgen serve)..."):
             _wait_for_worker()

@@ -145,12 +145,15 @@ def ensure_local_notion(paths: Paths, *, port: int = DEFAULT_LOCAL_NOTION_PORT, 
     return base
 
 
-def start_worker(paths: Paths, *, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_worker(
+    paths: Paths, *, extra_env: dict[str, str] | None = None, poll_interval: int | None = None
+) -> subprocess.Popen:
     """`vidgen serve` in the background: it executes the deployments' runs (and their resumes)."""
     log = paths.home / "logs" / "serve.log"
     vidgen = Path(sys.executable).with_name("vidgen")
     env = {**os.environ, **(extra_env or {})}
-    return _spawn([str(vidgen), "serve"], log, env)
+    interval = ["--poll-interval", str(poll_interval)] if poll_interval else []
+    return _spawn([str(vidgen), "serve", *interval], log, env)
 
 
 def export_paths(paths: Paths) -> None:
