@@ -28,7 +28,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.flow_runs import resume_flow_run
 from pydantic import BaseModel, Field
 
@@ -117,10 +117,10 @@ def ready_for_input(run: FlowRun) -> bool:
     with get_client(sync_client=True) as client:
         try:
             client.read_flow_run_input(run.id, keyset["schema"])
-        except (ObjectNotFound, PrefectHTTPStatusError) as exc:
-            if isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code != 404:
-                raise
-            return False
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                return False
+            raise
     return True
 
 

@@ -22,7 +22,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.review import check_redo, review_gate
 from tasks.notion import EntryGone, link_notion_page, read_entry, update_entry
-from tasks.stages import run_stage
 from tasks.production import (
     animate_clip,
     assemble_video,
@@ -35,6 +34,7 @@ from tasks.production import (
     total_cost,
     write_script,
 )
+from tasks.stages import run_stage
 from vidgen.channels import channel_for_notion_value
 from vidgen.errors import ProviderError, VidgenError
 from vidgen.models import ReviewAction, Script, VideoEntry

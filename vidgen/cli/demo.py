@@ -138,9 +138,9 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
         entries = {e.page_id: e for e in _demo_entries(gateway, configured_channels(paths.channels), fresh)}
         seen: dict[str, str] = {}
         deadline = started + timeout_min * 60
-        # The served deployment polls every minute; the demo runs the same poll flow itself, but only
-        # when the board has news for it (new entries, a reviewer's decision) or after a quiet spell,
-        # so its polls do not compete with the videos for the Prefect server.
+        # In production the served poll-notion runs every minute; the demo runs the same poll flow
+        # itself, but only when the board has news for it (new entries, a reviewer's decision) or
+        # after a quiet spell, so its polls do not compete with the videos for the Prefect server.
         poll_due, last_poll = True, 0.0
         with console.status("Producing...") as spinner:
             while True:
