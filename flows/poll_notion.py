@@ -124,6 +124,12 @@ def ready_for_input(run: FlowRun) -> bool:
     return True
 
 
+def repair_input_form(run: FlowRun) -> None:
+    """Save a suspended run's review form when its own save gave up (seen on SQLite: five 503s in a
+    row): without it no decision can ever reach the run. The same form Prefect would have saved."""
+    ReviewDecision.save(run.state.state_details.run_input_keyset, flow_run_id=run.id)
+
+
 def _scene_count(entry: VideoEntry, channel_id: str) -> int | None:
     script = Workspace.for_entry(Paths.from_env().workspaces, channel_id, entry.page_id).root / "script.json"
     try:
@@ -159,9 +165,7 @@ def apply_review(request: ReviewRequest, channel_id: str | None) -> str:
     if not ready_for_input(paused[0]):
         if seconds_paused(paused[0]) < PAUSING_GRACE_S:
             return "its run is still pausing; the decision applies at the next poll"
-        # The run's own save of the form gave up (seen on SQLite: five 503s in a row): without it
-        # no decision can ever reach the run, so save the same form for it, then resume as usual.
-        ReviewDecision.save(paused[0].state.state_details.run_input_keyset, flow_run_id=paused[0].id)
+        repair_input_form(paused[0])
         get_run_logger().warning("Saved the review form of run %s for it (its own save had failed)", paused[0].name)
     decision = ReviewDecision.from_verdict(verdict)
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from notion_client import Client
 
-from flows.poll_notion import ready_for_input
+from flows.poll_notion import PAUSING_GRACE_S, ready_for_input, repair_input_form, seconds_paused
 from vidgen.config import notion_settings
 from vidgen.models import VideoEntry
 from vidgen.notion.gateway import NotionGateway
@@ -49,16 +49,20 @@ def _fail_fast(stack, page_id: str) -> None:
         raise AssertionError(f"{entry.title} failed: {entry.status}: {entry.error}\n{log}")
 
 
-def wait_paused_at(page_id: str, status: NotionStatus, stack, *, round_key: str | None = None, timeout_s: float = 180):
+def wait_paused_at(page_id: str, status: NotionStatus, stack, *, round_key: str | None = None, timeout_s: float = 240):
     """Until the page shows `status` and its run is suspended (at `round_key`, when given)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         _fail_fast(stack, page_id)
         entry = gateway().get_entry(page_id)
         run = run_for(page_id)
-        if entry.notion_status is status and run.state.is_paused() and ready_for_input(run):
+        if entry.notion_status is status and run.state.is_paused():
             if round_key is None or run.state.state_details.pause_key == round_key:
-                return run
+                if ready_for_input(run):
+                    return run
+                if seconds_paused(run) > PAUSING_GRACE_S:  # the run's own form save gave up (SQLite 503s)
+                    repair_input_form(run)  # what the poller does for it
+                    return run
         time.sleep(1)
     log = stack.worker_log.read_text(errors="replace")[-4000:] if stack.worker_log else ""
     raise AssertionError(f"page never paused at {status.value} ({round_key}); it is {entry.status}, run {run.state_name}\n{log}")
