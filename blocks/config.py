@@ -10,9 +10,12 @@ import yaml
 from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
 from pydantic import BaseModel, Field, SecretStr
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
+
+from vidgen import stack
 
 from vidgen.config import Paths
+from vidgen.ledger import ledger_engine_for
 from vidgen.providers.settings import ProviderSettings
 
 SECRET_BLOCKS: dict[str, tuple[str, str]] = {
@@ -89,18 +92,15 @@ def provider_settings() -> ProviderSettings:
 
 @lru_cache(maxsize=1)
 def ledger_engine() -> Engine:
-    """The cost ledger's engine: VIDGEN_LEDGER_URL, else the `vidgen-ledger` connector block, else SQLite."""
-    paths = Paths.from_env()
+    """The cost ledger's engine: VIDGEN_LEDGER_URL, else the `vidgen-ledger` connector block, else the
+    embedded default (`vidgen.stack.ledger_url`)."""
     if not os.environ.get("VIDGEN_LEDGER_URL"):
         from prefect_sqlalchemy import SqlAlchemyConnector
 
         block = _load_block(SqlAlchemyConnector, LEDGER_BLOCK)
         if block is not None:
             return block.get_engine()
-    url = paths.ledger_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url)
+    return ledger_engine_for(stack.ledger_url(Paths.from_env()))
 
 
 def register() -> list[str]:
@@ -121,9 +121,8 @@ def register() -> list[str]:
         ENDPOINTS_BLOCK, overwrite=True
     )
     done.append(f"endpoints block {ENDPOINTS_BLOCK}")
-    ledger_url = Paths.from_env().ledger_url
-    if ledger_url.startswith("sqlite:///"):
-        Path(ledger_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    ledger_url = stack.ledger_url(Paths.from_env())
+    ledger_engine_for(ledger_url).dispose()  # a SQLite ledger's folder exists before the block is used
     SqlAlchemyConnector(connection_info=ledger_url).save(LEDGER_BLOCK, overwrite=True)
     done.append(f"ledger block {LEDGER_BLOCK} -> {ledger_url.split('@')[-1]}")
 

@@ -79,12 +79,21 @@ def find_work() -> PollResult:
     return poll_once(notion_gateway(), configured_channels(Paths.from_env().channels))
 
 
-@task(name="start-video", task_run_name="start {entry.title}", tags=["notion"])
-def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | None:
-    """Processing on the board, then one deployment run; None when the page already has a live run."""
+class VideoStart(BaseModel):
+    """What starting a page's video did: a new run, or the live run that already makes it."""
+
+    run_id: str
+    run_name: str
+    started: bool
+    state: str = ""
+
+
+def start_video_run(entry: VideoEntry, channel_id: str, deployment: str = PRODUCE_DEPLOYMENT) -> VideoStart:
+    """Processing on the card, then one top-level deployment run, unless the page already has a live run.
+
+    The one way a video starts: the poller and `vidgen run` both come here."""
     if live := runs_for_page(entry.page_id, LIVE_STATES):
-        get_run_logger().info("%r already has run %s (%s); not starting another", entry.title, live[0].name, live[0].state_name)
-        return None
+        return VideoStart(run_id=str(live[0].id), run_name=live[0].name, started=False, state=live[0].state_name or "")
     notion_gateway().update_entry(entry, status=S.PROCESSING)
     run = run_deployment(
         deployment,
@@ -96,7 +105,17 @@ def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | No
         # A poll that dies between creating the run and the next poll cannot start the page twice.
         idempotency_key=f"{entry.page_id}:{entry.last_edited_time}",
     )
-    return str(run.id)
+    return VideoStart(run_id=str(run.id), run_name=run.name, started=True, state=run.state_name or "")
+
+
+@task(name="start-video", task_run_name="start {entry.title}", tags=["notion"])
+def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | None:
+    """The poller's start of one video; None when the page already has a live run."""
+    outcome = start_video_run(entry, channel_id, deployment)
+    if not outcome.started:
+        get_run_logger().info("%r already has run %s (%s); not starting another", entry.title, outcome.run_name, outcome.state)
+        return None
+    return outcome.run_id
 
 
 # Longer than the Prefect client's retries of the run's own form save (2+4+8+16+32 s backoff).

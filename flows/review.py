@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field, field_validator, model_validator
@@ -62,25 +62,45 @@ def check_redo(verdict: ReviewVerdict, scene_count: int) -> str | None:
     return None
 
 
+class Revisions:
+    """Where a gate stands: its review round, and how often a reviewer had each scene made again.
+
+    A scene's revision is part of its step's inputs, so a redo makes a new file (and a new cache
+    entry) for just the scenes named, while the others are served as they were."""
+
+    def __init__(self, scene_count: int):
+        self.round = 1
+        self.counts = [0] * scene_count
+
+    def of_scenes(self) -> list[int]:
+        return list(self.counts)
+
+    def redo(self, scene_numbers: list[int]) -> None:
+        for number in scene_numbers:
+            self.counts[number - 1] += 1
+        self.round += 1
+
+
 @task(name="publish-review", task_run_name="review {gate} #{round}", persist_result=True)
-def publish_review(page_id: str, gate: str, round: int, markdown: str) -> str:
-    key = f"review-{gate}-{page_id}".lower().replace("_", "-")
-    create_markdown_artifact(markdown=markdown, key=key[:100], description=f"Review: {gate} gate, round {round}")
+def publish_review(page_id: str, gate: str, round: int, rows: list[dict[str, str]]) -> str:
+    """What to review at this gate, as a table artifact on the run (one key per page and gate)."""
+    key = f"review-{gate}-{page_id}".lower().replace("_", "-")[:100]
+    create_table_artifact(table=rows, key=key, description=f"Review: {gate} gate, round {round}")
     return key
 
 
-def review_gate(prod: Production, gate: str, round: int, files: list[Path], markdown: str) -> ReviewVerdict:
+def review_gate(production: Production, gate: str, round: int, files: list[Path], rows: list[dict[str, str]]) -> ReviewVerdict:
     """Wait for a reviewer at `gate` (the caller has written the gate status); skip if the channel turns it off."""
     logger = get_run_logger()
-    cfg = prod.channel.review.gate(gate)
+    cfg = production.channel.review.gate(gate)
     if not cfg.enabled:
-        logger.info("Review gate %r is off for channel %s: continuing without a reviewer", gate, prod.channel.id)
+        logger.info("Review gate %r is off for channel %s: continuing without a reviewer", gate, production.channel.id)
         return ReviewVerdict(action=ReviewAction.APPROVE, notes="gate off")
     content = content_fingerprint(files)
-    if (earlier := recorded_approval(prod.workspace, gate, content)) is not None:
+    if (earlier := recorded_approval(production.workspace, gate, content)) is not None:
         logger.info("Gate %r: this exact content was approved at %s; not asking again", gate, earlier.at)
         return ReviewVerdict(action=ReviewAction.APPROVE, notes=earlier.notes)
-    publish_review(prod.brief.page_id, gate, round, markdown)
+    publish_review(production.brief.page_id, gate, round, rows)
     logger.info(
         "Waiting for review at %r (Notion status %r); approve in Notion or with the Prefect resume form",
         gate,
@@ -92,5 +112,5 @@ def review_gate(prod: Production, gate: str, round: int, files: list[Path], mark
     verdict = decision.verdict()
     logger.info("Reviewer decided at %r: %s %s", gate, verdict.action.value, verdict.notes)
     if verdict.action is ReviewAction.APPROVE:
-        record_approval(prod.workspace, gate, content, verdict.notes)
+        record_approval(production.workspace, gate, content, verdict.notes)
     return verdict

@@ -1,8 +1,9 @@
 """Notion as the status board: every read and write the flows make, as tagged, persisted tasks.
 
 Results are persisted so a resumed run (which re-executes the flow from the top) does not write the
-same status again. Every call takes a slot of the `notion` tag and of the `notion-api` rate limit, so
-all flow runs together stay under Notion's 3 requests/second.
+same status again. Every call takes a slot of the `notion` tag (at most 3 calls at once), and every
+request a slot of the server-wide `notion-api` rate limit, so all flow runs together stay under
+Notion's 3 requests/second.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import DEFAULT
 from prefect.concurrency.sync import rate_limit
 
 from blocks.config import concurrency_config
@@ -19,7 +21,6 @@ from vidgen.errors import VidgenError
 from vidgen.models import VideoEntry
 from vidgen.notion.errors import NotionInvalidEntry, NotionNotFound
 from vidgen.notion.gateway import NotionGateway
-from vidgen.notion.ratelimit import shared_limiter
 from vidgen.statuses import NotionStatus
 
 
@@ -31,20 +32,19 @@ class EntryGone(VidgenError):
     """The page was deleted or archived while its video was being made: the run stops cleanly."""
 
 
-class PrefectPacedLimiter:
-    """This process's token bucket plus a slot of the server-wide `notion-api` rate limit."""
+class PrefectRateLimit:
+    """The gateway's pacer inside flows: a slot of the server-wide `notion-api` rate limit, which every
+    process's Notion calls share (one slot decaying at Notion's 3 requests/second, `vidgen setup`)."""
 
-    def __init__(self, local: Any, limit_name: str):
-        self.local = local
+    def __init__(self, limit_name: str):
         self.limit_name = limit_name
 
     def acquire(self) -> float:
-        waited = self.local.acquire()
         rate_limit(self.limit_name, strict=False)
-        return waited
+        return 0.0
 
     def hold_off(self, seconds: float) -> None:
-        self.local.hold_off(seconds)
+        """Nothing to hold here: the gateway waits out a 429's Retry-After before it asks again."""
 
 
 @lru_cache(maxsize=1)
@@ -55,10 +55,7 @@ def notion_gateway() -> NotionGateway:
             "Notion is not configured: run `uv run vidgen notion init` (or set NOTION_TOKEN, "
             "NOTION_BASE_URL and NOTION_DATA_SOURCE_ID)"
         )
-    limiter = PrefectPacedLimiter(
-        shared_limiter(settings.base_url, settings.token), concurrency_config().notion_rate_limit.name
-    )
-    return NotionGateway.from_settings(settings, limiter=limiter)
+    return NotionGateway.from_settings(settings, limiter=PrefectRateLimit(concurrency_config().notion_rate_limit.name))
 
 
 # No task-level retries: the gateway already retries 429s, 5xx and timeouts with backoff.
@@ -70,9 +67,13 @@ def read_entry(page_id: str) -> VideoEntry:
     return notion_gateway().get_entry(page_id)
 
 
-@task(name="update-entry", task_run_name="notion: {step}", **NOTION_TASK)
-def update_entry(entry: VideoEntry, step: str, status: NotionStatus | None = None, **fields: Any) -> VideoEntry:
-    """Write a status (and fields) to the page; `step` names the call site so each write is its own cache entry."""
+@task(name="update-card", task_run_name="card: {status}", cache_policy=DEFAULT - "entry", **NOTION_TASK)
+def update_card(entry: VideoEntry, status: NotionStatus | None = None, round: int = 1, **fields: Any) -> VideoEntry:
+    """Write a status (and fields) to the card and return the card as Notion now holds it.
+
+    Its cache key is what it writes (status, round, fields) in this flow run, never the card it
+    starts from: a resumed run re-executing the flow finds each write done and sends nothing, while
+    a redo round (a new `round`) writes its statuses again."""
     gateway = notion_gateway()
     try:
         return gateway.update_entry(entry, status=status, **fields)

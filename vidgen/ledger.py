@@ -7,8 +7,10 @@ idempotency key, so a retried task or a resumed run can never count the same cal
 
 from __future__ import annotations
 
+
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import (
     Column,
@@ -61,6 +63,13 @@ def _insert(engine: Engine, table: Table):
     return dialect.insert(table)
 
 
+def ledger_engine_for(url: str) -> Engine:
+    """An engine for the ledger's URL; a SQLite file's folder is made on first use."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(url)
+
+
 @dataclass(frozen=True)
 class CostLine:
     step: str
@@ -78,7 +87,7 @@ class CostLedger:
 
     @classmethod
     def from_url(cls, url: str) -> CostLedger:
-        return cls(create_engine(url))
+        return cls(ledger_engine_for(url))
 
     def record(
         self,

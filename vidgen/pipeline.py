@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -69,16 +68,21 @@ class AssembledVideo(BaseModel):
     chapters: list[Chapter]
 
 
-@dataclass
 class Production:
-    """Everything a step needs for one video: its channel, folder, providers and the cost ledger."""
+    """Everything a step needs for one video: its channel, folder, providers and the cost ledger.
 
-    brief: VideoBrief
-    channel: Channel
-    workspace: Workspace
-    providers: ProviderSet
-    ledger: CostLedger
-    paths: Paths
+    Opened once per flow run and closed at its end (`with Production.open(...) as production:`), so
+    the providers' HTTP clients are made once and reused by every step of the video. A plain class,
+    not a dataclass: Prefect walks dataclass task arguments looking for futures."""
+
+    def __init__(self, brief: VideoBrief, channel: Channel, workspace: Workspace, providers: ProviderSet,
+                 ledger: CostLedger, paths: Paths):
+        self.brief = brief
+        self.channel = channel
+        self.workspace = workspace
+        self.providers = providers
+        self.ledger = ledger
+        self.paths = paths
 
     @classmethod
     def open(
@@ -97,10 +101,19 @@ class Production:
             brief=brief,
             channel=channel,
             workspace=Workspace.for_entry(paths.workspaces, channel.id, brief.page_id).ensure(),
-            providers=_providers(channel, settings),
+            providers=providers_for(channel, settings or ProviderSettings.from_env()),
             ledger=ledger or _ledger(paths.ledger_url),
             paths=paths,
         )
+
+    def close(self) -> None:
+        self.providers.close()
+
+    def __enter__(self) -> Production:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- bookkeeping shared by every step -------------------------------------------------------
     def _audit(self, step: str, key: str, provider: str, cost: Cost) -> None:
@@ -392,27 +405,9 @@ def configured_channels(directory: Path) -> dict[str, Channel]:
     return _channel_cache[directory][1]
 
 
-_provider_lock = threading.Lock()
-_provider_cache: dict[str, tuple[Channel, ProviderSet]] = {}
-
-
-def _providers(channel: Channel, settings: ProviderSettings | None) -> ProviderSet:
-    if settings is not None:
-        return providers_for(channel, settings)
-    with _provider_lock:
-        cached = _provider_cache.get(channel.id)
-        if cached is None or cached[0] != channel:
-            cached = (channel, providers_for(channel, ProviderSettings.from_env()))
-            _provider_cache[channel.id] = cached
-        return cached[1]
-
-
 @lru_cache(maxsize=8)
 def _ledger(url: str) -> CostLedger:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return CostLedger.from_url(url)
-
 
 
 class Approval(BaseModel):

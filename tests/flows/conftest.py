@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -21,58 +17,21 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(check, timeout_s: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"{what}: process exited with {proc.returncode}\n{tail}")
-        time.sleep(0.5)
-    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{tail}")
+    """The stack's wait, failing the test (not raising StackError) with the log's tail."""
+    from vidgen.stack import StackError, wait_until as stack_wait
 
-
-def _healthy(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _postgres_database() -> str | None:
-    """A fresh database on the local PostgreSQL (trust auth), or None where none answers."""
-    try:
-        import psycopg
-
-        name = f"vidgen_it_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return name
-    except Exception:
-        return None
-
-
-def _drop_postgres_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return stack_wait(check, what, timeout_s=timeout_s, proc=proc, log=log)
+    except StackError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def _release_client_services() -> None:
     """Flush and stop this process's Prefect client services (events, API logs, slot leases).
 
     Each is a singleton that binds to the API URL current when it first starts, so without this the
-    next session server (PostgreSQL after SQLite) would get this one's events and lease renewals."""
+    next session server would get this one's events and lease renewals."""
     from prefect._internal.concurrency.services import _QueueServiceBase
 
     _QueueServiceBase.drain_all(timeout=30, at_exit=False)
@@ -84,45 +43,34 @@ class PrefectServer:
     home: Path
     database: str
     env: dict[str, str] = field(default_factory=dict)
+    ledger_url: str = ""
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def prefect_server(request, tmp_path_factory) -> PrefectServer:
-    home = tmp_path_factory.mktemp(f"prefect-{request.param}")
-    port = free_port()
-    pg_name = None
-    if request.param == "postgres":
-        pg_name = _postgres_database()
-        if pg_name is None:
-            pytest.skip("PostgreSQL is not answering at 127.0.0.1:5432")
-        db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> PrefectServer:
+    """Prefect's server on the database the product would use here: the embedded PostgreSQL by
+    default, SQLite with VIDGEN_PREFECT_DATABASE=sqlite (run the suite both ways), started by the
+    product's own `vidgen.stack`."""
+    from vidgen import stack
+
+    home = tmp_path_factory.mktemp("prefect")
+    choice = stack.database_choice()
+    pg = None
+    if choice == "postgres":
+        pg = stack.EmbeddedPostgres(home / "postgres").start()
+        pg.ensure_database(stack.PREFECT_DATABASE)
+        pg.ensure_database(stack.LEDGER_DATABASE)
+        db_url, ledger_url = pg.url(stack.PREFECT_DATABASE, driver="asyncpg"), pg.url(stack.LEDGER_DATABASE)
     else:
-        db_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
-    env = {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
-    }
-    log = home / "server.log"
-    server_env = {**os.environ, **env, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=server_env, start_new_session=True,
-        )
+        db_url, ledger_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}", f"sqlite:///{home / 'ledger.sqlite'}"
+    server = stack.start_prefect_server(home, stack.free_port(), db_url, ui=False)
     try:
-        wait_until(lambda: _healthy(f"{env['PREFECT_API_URL']}/health"), 120, "Prefect server", proc, log)
-        yield PrefectServer(api_url=env["PREFECT_API_URL"], home=home, database=request.param, env=env)
+        yield PrefectServer(api_url=server.api_url, home=home, database=choice, env=server.env, ledger_url=ledger_url)
     finally:
         _release_client_services()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if pg_name:
-            _drop_postgres_database(pg_name)
+        server.stop()
+        if pg is not None:
+            pg.stop()
 
 
 def small_channels(directory: Path, *, scenes: int = 3, words: int = 10, gates: bool = True) -> Path:
@@ -199,6 +147,7 @@ def stack(prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.Mon
         "VIDGEN_WORKSPACES": str(tmp_path / "workspaces"),
         "VIDGEN_CHANNELS_DIR": str(channels_dir),
         "VIDGEN_RETRY_DELAYS": "0,0",
+        "VIDGEN_LEDGER_URL": prefect_server.ledger_url,
         "NOTION_TOKEN": LOCAL_NOTION_TOKEN,
         "NOTION_BASE_URL": notion.base_url,
         "NOTION_DATA_SOURCE_ID": data_source_id,

@@ -22,7 +22,10 @@ def _limits(api_url: str) -> dict[str, tuple[int, float]]:
 
 
 def test_setup_twice_leaves_the_same_limits(prefect_server, tmp_path):
-    env = {**os.environ, **prefect_server.env, "VIDGEN_HOME": str(tmp_path / "home"), "GEMINI_API_KEY": "test-key-not-real"}
+    env = {
+        **os.environ, **prefect_server.env, "VIDGEN_HOME": str(tmp_path / "home"), "GEMINI_API_KEY": "test-key-not-real",
+        "VIDGEN_LEDGER_URL": prefect_server.ledger_url,
+    }
     first = subprocess.run([str(BIN / "vidgen"), "setup"], env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stdout + first.stderr
     after_first = _limits(prefect_server.api_url)

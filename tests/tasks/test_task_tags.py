@@ -17,18 +17,18 @@ EXPECTED_TAGS = {
     "design-sound": {"elevenlabs"},
     "publish-video": {"youtube"},
     "read-entry": {"notion"},
-    "update-entry": {"notion"},
+    "update-card": {"notion"},
     "find-work": {"notion"},
     "start-video": {"notion"},
     "apply-review": {"notion"},
     "reconcile-ended-runs": {"notion"},
 }
-LOCAL_ONLY = {"compose-frame", "assemble-video", "total-cost", "publish-review", "link-notion-page", "stage"}
+LOCAL_ONLY = {"compose-frame", "assemble-video", "report-cost", "publish-review", "link-notion-page"}
 
 
 def all_tasks() -> dict[str, Task]:
     found: dict[str, Task] = {}
-    for module in ("tasks.production", "tasks.notion", "tasks.stages", "flows.poll_notion", "flows.review"):
+    for module in ("tasks.production", "tasks.notion", "flows.poll_notion", "flows.review"):
         for value in vars(importlib.import_module(module)).values():
             if isinstance(value, Task):
                 found[value.name] = value

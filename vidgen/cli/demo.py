@@ -49,7 +49,7 @@ def _ensure_notion(paths: Paths) -> None:
     from urllib.parse import urlparse
 
     from vidgen.cli.notion_cmds import init
-    from vidgen.cli.stack import StackError, ensure_local_notion
+    from vidgen.stack import StackError, ensure_local_notion
     from vidgen.config import DEFAULT_LOCAL_NOTION_PORT
 
     saved = notion_settings(paths)
@@ -118,7 +118,7 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_UI_URL
     from vidgen.cli.notion_cmds import board
-    from vidgen.cli.stack import start_worker
+    from vidgen.stack import start_worker
     from vidgen.notion.gateway import NotionGateway
     from vidgen.pipeline import configured_channels
 
@@ -129,7 +129,7 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
         _say(f"Prefect: {line}")
     # The demo plays the poller itself, right after each change it makes; the worker's scheduled
     # poll-notion would only add a second poller (hourly keeps the deployment, not the noise).
-    worker = start_worker(paths, extra_env={"PREFECT_RUNNER_POLL_FREQUENCY": "2"}, poll_interval=3600)
+    worker = start_worker(paths, extra_env={"PREFECT_RUNNER_POLL_FREQUENCY": "2"}, args=["--poll-interval", "3600"])
     try:
         with console.status("Starting the worker (vidgen serve)..."):
             _wait_for_worker()

@@ -7,11 +7,11 @@ environment, so `import vidgen` never imports Prefect and settings are read once
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from vidgen.cli.common import console, fail
 from vidgen.config import Paths
@@ -30,19 +30,20 @@ DEMO_TOPICS = {
 }
 
 
-def _prepare(*, start_prefect: bool = True) -> Paths:
-    from vidgen.cli.stack import StackError, ensure_prefect, export_paths
+def _prepare() -> Paths:
+    """The embedded servers (PostgreSQL, Prefect) running and this process pointed at them."""
+    from vidgen.stack import StackError, database_choice, ensure_prefect, export_paths
 
     paths = Paths.from_env()
     paths.home.mkdir(parents=True, exist_ok=True)
     export_paths(paths)
-    if start_prefect:
-        try:
-            with console.status("Starting Prefect's server (SQLite in .vidgen/prefect)..."):
-                api = ensure_prefect(paths)
-        except StackError as exc:
-            fail(str(exc))
-        console.print(f"Prefect API: [cyan]{api}[/]")
+    try:
+        where = "SQLite" if database_choice() == "sqlite" else "PostgreSQL"
+        with console.status(f"Starting Prefect's server ({where} in .vidgen/)..."):
+            api = ensure_prefect(paths)
+    except StackError as exc:
+        fail(str(exc))
+    console.print(f"Prefect API: [cyan]{api}[/]")
     return paths
 
 
@@ -68,40 +69,32 @@ def serve(
     from prefect import serve as prefect_serve
 
     from blocks.config import register
-    from flows.poll_notion import poll_notion
-    from flows.produce_video import produce_video
+    from flows.deployments import served_deployments
+    from vidgen.stack import embedded_on_sqlite
 
     register()
-    from vidgen.cli.stack import embedded_on_sqlite
-
     if embedded_on_sqlite():
         console.print(
-            "[yellow]Prefect's server runs on SQLite here: fine for a few videos at once. For more, run it on "
-            "PostgreSQL (README, \"Running at scale\").[/]"
+            "[yellow]Prefect's server runs on SQLite (VIDGEN_PREFECT_DATABASE=sqlite): fine for a video or two at "
+            "once; tagged tasks wait on \"database is locked\" retries beyond that. Unset it to use PostgreSQL.[/]"
         )
     console.print(f"Serving [bold]poll-notion[/] (every {poll_interval} s) and [bold]produce-video[/]; Ctrl+C stops.")
-    prefect_serve(
-        poll_notion.to_deployment(name="poll-notion", interval=poll_interval),
-        produce_video.to_deployment(name="produce-video", tags=["vidgen"]),
-        limit=limit,
-    )
+    prefect_serve(*served_deployments(poll_interval=poll_interval), limit=limit)
 
 
 def run(
     page_id: str = typer.Argument(..., help="the Notion page id of the entry"),
     wait: bool = typer.Option(True, help="follow the run until it finishes or waits for review"),
 ) -> None:
-    """Produce one entry ad hoc, as a produce-video deployment run (needs `vidgen serve` running)."""
+    """Produce one entry now, as the poller would start it (needs `vidgen serve` running)."""
     _prepare()
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from flows.poll_notion import PRODUCE_DEPLOYMENT, page_tag, video_run_name
+    from flows.poll_notion import PRODUCE_DEPLOYMENT, start_video_run
+    from tasks.notion import NotionNotConfigured, notion_gateway
     from vidgen.channels import channel_for_notion_value
-    from vidgen.config import Paths, notion_settings
     from vidgen.notion.errors import NotionError
-    from vidgen.notion.gateway import NotionGateway
     from vidgen.pipeline import configured_channels
 
     try:
@@ -109,29 +102,25 @@ def run(
             client.read_deployment_by_name(PRODUCE_DEPLOYMENT)
     except ObjectNotFound:
         fail("the produce-video deployment is not served: start `uv run vidgen serve` in another terminal")
-    settings = notion_settings()
-    if settings is None:
-        fail("Notion is not configured: run `uv run vidgen notion init` (or `uv run vidgen demo`) first")
     try:
-        entry = NotionGateway.from_settings(settings).get_entry(page_id)
+        entry = notion_gateway().get_entry(page_id)
+    except NotionNotConfigured as exc:
+        fail(str(exc))
     except NotionError as exc:
         fail(f"cannot read Notion page {page_id}: {exc}")
     channel = channel_for_notion_value(configured_channels(Paths.from_env().channels), entry.channel)
-    tags = [page_tag(page_id)] + ([f"channel:{channel.id}"] if channel else [])
-    flow_run = run_deployment(
-        PRODUCE_DEPLOYMENT,
-        parameters={"page_id": page_id},
-        timeout=0,
-        as_subflow=False,
-        flow_run_name=video_run_name(channel.id if channel else entry.channel or "?", entry.title),
-        tags=tags,
-    )
-    console.print(f"Started flow run [bold]{flow_run.name}[/] ({flow_run.id})")
+    if channel is None:
+        fail(f"the entry's channel {entry.channel!r} is not configured in channels/ (`uv run vidgen channels list`)")
+    outcome = start_video_run(entry, channel.id)
+    if not outcome.started:
+        console.print(f"[yellow]{entry.title!r} is already being made by run [bold]{outcome.run_name}[/] ({outcome.state}); not starting another.[/]")
+        return
+    console.print(f"Started flow run [bold]{outcome.run_name}[/] ({outcome.run_id})")
     if not wait:
         return
     with get_client(sync_client=True) as client, console.status("running...") as status:
         while True:
-            state = client.read_flow_run(flow_run.id).state
+            state = client.read_flow_run(outcome.run_id).state
             status.update(f"{state.name if state else '...'}")
             if state and (state.is_final() or state.is_paused()):
                 break
@@ -139,6 +128,25 @@ def run(
     console.print(f"Run ended as [bold]{state.name}[/]: {state.message or ''}")
     if state.is_paused():
         console.print("It waits for a review: approve it in Notion (Review = Approve) or in the Prefect UI.")
+
+
+def env() -> None:
+    """Print the environment that points `prefect` commands and workers at vidgen's Prefect server.
+
+    Use it before `prefect work-pool create`, `prefect deploy` or `prefect worker start`:
+    `eval "$(uv run vidgen env)"`."""
+    from vidgen.stack import PREFECT_PORT, StackError, client_env, ensure_prefect, export_paths
+
+    paths = Paths.from_env()
+    export_paths(paths)
+    try:
+        ensure_prefect(paths)
+    except StackError as exc:
+        fail(str(exc))
+    values = {k: os.environ[k] for k in client_env(paths.home / "prefect", PREFECT_PORT) if k in os.environ}
+    values |= {k: os.environ[k] for k in ("VIDGEN_HOME", "VIDGEN_CHANNELS_DIR", "VIDGEN_WORKSPACES")}
+    for key, value in values.items():
+        print(f"export {key}={shlex.quote(value)}")
 
 
 def demo(
@@ -152,8 +160,8 @@ def demo(
 
 
 def down() -> None:
-    """Stop the Prefect and local Notion servers that `vidgen demo` / `vidgen serve` started."""
-    from vidgen.cli.stack import stop_servers
+    """Stop the servers vidgen started (Prefect, local Notion, PostgreSQL); their data stays in .vidgen/."""
+    from vidgen.stack import stop_servers
 
     stopped = stop_servers(Paths.from_env())
     console.print("Stopped: " + ", ".join(stopped) if stopped else "Nothing to stop.")
@@ -165,3 +173,4 @@ def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(demo)
     app.command()(down)
+    app.command()(env)

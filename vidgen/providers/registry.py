@@ -58,6 +58,15 @@ class ProviderSet:
     sound: SoundDesigner
     publisher: Publisher
 
+    def close(self) -> None:
+        """Close the providers that hold connections (HTTP clients); each is closed once."""
+        seen: set[int] = set()
+        for provider in (self.script, self.images, self.clips, self.narration, self.sound, self.publisher):
+            close = getattr(provider, "close", None)
+            if callable(close) and id(provider) not in seen:
+                seen.add(id(provider))
+                close()
+
 
 def providers_for(channel: Channel, settings: ProviderSettings | None = None) -> ProviderSet:
     settings = settings or ProviderSettings.from_env()

@@ -1,0 +1,51 @@
+"""The product's deployments, defined once in prefect.yaml and served from it by `vidgen serve`.
+
+`prefect deploy --all` reads prefect.yaml for work pools; `vidgen serve` builds the same deployments
+(names, descriptions, tags, schedules, concurrency) from the same file, so the two never drift.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
+from prefect.deployments.runner import RunnerDeployment
+
+PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
+POLL_DEPLOYMENT = "poll-notion"
+
+
+def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["deployments"]
+
+
+def _flow(entrypoint: str):
+    file, _, name = entrypoint.partition(":")
+    return getattr(importlib.import_module(file.removesuffix(".py").replace("/", ".")), name)
+
+
+def _concurrency(value: int | dict[str, Any] | None) -> int | ConcurrencyLimitConfig | None:
+    return ConcurrencyLimitConfig(**value) if isinstance(value, dict) else value
+
+
+def served_deployments(*, poll_interval: float | None = None) -> list[RunnerDeployment]:
+    """prefect.yaml's deployments as `serve()` takes them; `poll_interval` overrides the poll's schedule."""
+    deployments = []
+    for spec in declared_deployments():
+        interval = next((s["interval"] for s in spec.get("schedules", []) if "interval" in s), None)
+        if spec["name"] == POLL_DEPLOYMENT and poll_interval is not None:
+            interval = poll_interval
+        deployments.append(
+            _flow(spec["entrypoint"]).to_deployment(
+                name=spec["name"],
+                description=spec.get("description"),
+                tags=spec.get("tags", []),
+                parameters=spec.get("parameters") or {},
+                interval=interval,
+                concurrency_limit=_concurrency(spec.get("concurrency_limit")),
+            )
+        )
+    return deployments
