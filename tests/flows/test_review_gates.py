@@ -80,10 +80,6 @@ def test_video_suspends_at_every_gate_and_resumes_from_notion_and_the_ui(stack):
     assert info.audio is not None and info.subtitles
 
 
-SQLITE_ONLY = pytest.mark.parametrize("prefect_server", ["sqlite"], indirect=True)
-
-
-@SQLITE_ONLY
 def test_a_decision_without_a_waiting_run_is_written_back(stack):
     from flows.poll_notion import poll_notion
     from vidgen.statuses import NotionStatus as S
@@ -99,7 +95,6 @@ def test_a_decision_without_a_waiting_run_is_written_back(stack):
     assert page.review is None and page.notion_status is S.ASSETS_READY
 
 
-@SQLITE_ONLY
 def test_a_gate_that_times_out_ends_at_manual_review(stack):
     from flows.poll_notion import poll_notion
     from vidgen.statuses import NotionStatus as S
@@ -118,7 +113,6 @@ def test_a_gate_that_times_out_ends_at_manual_review(stack):
     assert "Assets Ready" in page.error
 
 
-@SQLITE_ONLY
 def test_a_decision_waits_while_its_run_is_still_pausing(stack, monkeypatch):
     """Prefect marks a run Paused before it saves the review form's schema; a decision read from
     Notion in between must stay on the card for the next poll, not be refused and cleared."""
