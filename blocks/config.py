@@ -108,6 +108,8 @@ def register() -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect_sqlalchemy import SqlAlchemyConnector
 
+    from blocks.automations import register_automations
+
     done: list[str] = []
     for _field, (block_name, env_name) in SECRET_BLOCKS.items():
         value = os.environ.get(env_name)
@@ -136,6 +138,7 @@ def register() -> list[str]:
         # burst of N + (N-1) through (measured by scripts/bench_orchestration.py).
         client.upsert_global_concurrency_limit_by_name(rate.name, 1, slot_decay_per_second=rate.requests_per_second)
         done.append(f"rate limit {rate.name}={rate.requests_per_second}/s")
+    done += register_automations()  # alerts and zombie-run detection (blocks/automations.py)
     provider_settings.cache_clear()
     ledger_engine.cache_clear()
     return done

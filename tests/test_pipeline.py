@@ -10,7 +10,7 @@ from PIL import Image
 
 from vidgen.channels import load_channels
 from vidgen.config import Paths
-from vidgen.errors import InvalidInputError
+from vidgen.errors import ApiFailureError
 from vidgen.ledger import CostLedger
 from vidgen.models import Scene, Script
 from vidgen.pipeline import Production, VideoBrief, content_fingerprint, record_approval, recorded_approval
@@ -141,9 +141,11 @@ def test_a_redo_revision_makes_only_that_asset(make_production):
 
 @pytest.mark.parametrize("scenes, reason", [(0, "at least 3"), (500, "at most 40")])
 def test_an_empty_or_absurd_script_is_refused(make_production, scenes, reason):
-    prod = make_production(Counting(scenes=scenes))
-    with pytest.raises(InvalidInputError, match=reason):
+    fake = Counting(scenes=scenes)
+    prod = make_production(fake)
+    with pytest.raises(ApiFailureError, match=reason):  # the model's fault, after asking it once more
         prod.write_script()
+    assert fake.calls["script"] == 2
 
 
 def test_approvals_are_remembered_only_for_the_same_content(make_production, tmp_path):

@@ -6,6 +6,7 @@ alone (`is_retriable`) and the final Notion status from `ERROR_STATUS`.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
 from vidgen.statuses import NotionStatus
@@ -31,7 +32,15 @@ class VidgenError(Exception):
 
 
 class ProviderError(VidgenError):
+    """A provider's failure, classified; `retry_after` is the wait the provider asked for (seconds).
+
+    Setting `retry_after` also records `retry_at`, the instant it ends: the orchestrator may read the
+    error minutes later (a persisted task state, a deferred step), when a relative wait would be stale.
+    """
+
     kind: ErrorClass = ErrorClass.API_FAILURE
+    retry_at: datetime | None = None
+    _retry_after: float | None = None
 
     def __init__(
         self,
@@ -46,6 +55,15 @@ class ProviderError(VidgenError):
         self.retry_after = retry_after
         prefix = f"{provider}: " if provider else ""
         super().__init__(f"{prefix}{message}")
+
+    @property
+    def retry_after(self) -> float | None:
+        return self._retry_after
+
+    @retry_after.setter
+    def retry_after(self, seconds: float | None) -> None:
+        self._retry_after = seconds
+        self.retry_at = None if seconds is None else datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
     @property
     def notion_status(self) -> NotionStatus:
@@ -99,7 +117,6 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         from email.utils import parsedate_to_datetime
-        from datetime import datetime, timezone
 
         try:
             when = parsedate_to_datetime(value)

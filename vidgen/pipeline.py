@@ -195,10 +195,19 @@ class Production:
         if entry := self.workspace.lookup(key, fp):
             return Script.model_validate_json(self.workspace.abspath(entry).read_text(encoding="utf-8"))
         self.check_budget()
-        result = writer.write(request)
-        problems = result.script.problems(min_scenes=ch.script.min_scenes, max_scenes=ch.script.max_scenes)
-        if problems:
-            raise InvalidInputError("the script cannot be produced: " + "; ".join(problems), provider=writer.name)
+        # Imported here, not at the top, only to keep this change inside write_script's body.
+        from vidgen.script_repair import UnusableScriptError, write_checked_script
+
+        try:
+            # A model's answer that breaks our rules is renumbered or asked for once more, never
+            # blamed on the brief: it ends as Error: API Failure with the answer attached.
+            result = write_checked_script(
+                writer.write, request, provider=writer.name,
+                min_scenes=ch.script.min_scenes, max_scenes=ch.script.max_scenes,
+            )
+        except UnusableScriptError as exc:
+            self._paid("script", "script/unusable", fingerprint(fp, exc.answer), writer.name, exc.cost)
+            raise
         out.write_text(result.script.model_dump_json(indent=2), encoding="utf-8")
         self.workspace.record(key, out, fp, provider=writer.name, cost=result.cost)
         self._paid("script", key, fp, writer.name, result.cost)

@@ -51,6 +51,7 @@ from vidgen.providers import gemini
 from vidgen.providers.base import ImageGenerator, ImageRequest, ScriptRequest, ScriptWriter
 from vidgen.providers.registry import build
 from vidgen.providers.settings import ProviderSettings
+from vidgen.script_repair import UnusableScriptError, write_checked_script
 from vidgen.statuses import NotionStatus
 
 API_KEY = "test-gemini-key"
@@ -177,6 +178,44 @@ def test_base_url_from_settings_replaces_googles_endpoint(channel):
         )
         writer.write(script_request(scenes=1))
     assert route.calls.last.request.headers["x-goog-api-key"] == API_KEY
+
+
+def test_a_re_ask_states_the_previous_answers_problems_in_the_prompt(google, writer):
+    """Over HTTP: 100 scenes, then a script numbered from 1; the second request names the problem."""
+    too_many = script_document(100)
+    from_one = script_document(3)
+    for scene in from_one["scenes"]:
+        scene["index"] += 1
+    route = google.post(SCRIPT_PATH).mock(
+        side_effect=[
+            httpx.Response(200, json=text_response(json.dumps(too_many))),
+            httpx.Response(200, json=text_response(json.dumps(from_one))),
+        ]
+    )
+    result = write_checked_script(writer.write, script_request(), provider="gemini", min_scenes=3, max_scenes=40)
+
+    assert route.call_count == 2
+    first, second = (json.loads(call.request.content)["contents"][0]["parts"][0]["text"] for call in route.calls)
+    assert "previous answer" not in first
+    assert "Your previous answer to this request could not be used:\n- script has 100 scenes; the channel allows" \
+        " at most 40\nWrite the whole script again" in second
+    assert [s.index for s in result.script.scenes] == [0, 1, 2]
+    assert result.cost.units == 2 * (412 + 980 + 1200)
+
+
+def test_an_answer_outside_the_schema_is_re_asked_then_an_api_failure_carrying_it(google, writer):
+    empty_narration = json.dumps({**script_document(1), "scenes": [{**script_document(1)["scenes"][0], "narration": ""}]})
+    route = google.post(SCRIPT_PATH).mock(return_value=httpx.Response(200, json=text_response(empty_narration)))
+    with pytest.raises(UnusableScriptError) as caught:
+        write_checked_script(writer.write, script_request(), provider="gemini", min_scenes=1, max_scenes=40)
+
+    assert route.call_count == 2
+    second = sent_json(route)["contents"][0]["parts"][0]["text"]
+    assert "- scenes.0.narration: String should have at least 1 character" in second
+    error = caught.value
+    assert error.notion_status is NotionStatus.ERROR_API_FAILURE
+    assert error.answer == empty_narration and '"narration": ""' in str(error)
+    assert error.cost.usd > 0
 
 
 # --- the script writer: answers ---------------------------------------------------------------

@@ -39,6 +39,10 @@ class ScriptRequest(BaseModel):
     language: str = "en"
     scenes: int = Field(ge=1)
     words_per_scene: int = Field(ge=1)
+    # What was wrong with the model's previous answer to this same request, when the pipeline asks
+    # again (vidgen.script_repair). Excluded from dumps: a request's fingerprint (its cache key) and
+    # the local writer's seed stay those of the brief, however the answer was reached.
+    previous_problems: list[str] = Field(default_factory=list, exclude=True)
 
 
 class ScriptResult(BaseModel):

@@ -59,6 +59,7 @@ from vidgen.providers.base import (
     ScriptResult,
 )
 from vidgen.providers.settings import ProviderSettings
+from vidgen.script_repair import UnusableScriptError
 
 PROVIDER = "gemini"
 API_VERSION = "v1beta"  # the version every REST example in the Gemini API docs uses
@@ -280,6 +281,10 @@ def script_prompt(request: ScriptRequest) -> str:
         "title: a YouTube title of at most 100 characters; description: a YouTube description;"
         " tags: up to 15 short search tags.",
     ]
+    if request.previous_problems:
+        lines.append("Your previous answer to this request could not be used:")
+        lines += [f"- {problem}" for problem in request.previous_problems]
+        lines.append("Write the whole script again, keeping every rule above.")
     return "\n".join(lines)
 
 
@@ -320,16 +325,23 @@ class GeminiScriptWriter:
             )
         if not text:
             raise ApiFailureError(f"unexpected response: no script text (finishReason {reason or 'none'})", provider=PROVIDER)
+        cost = self.pricing.script_cost(response.usage_metadata)
         try:
             script = Script.model_validate_json(text)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(document)"
-            raise ApiFailureError(
-                f"unexpected response: the script JSON does not fit the schema ({where}: {first['msg']})",
+            # The answer parsed as JSON text but not as a Script: the model's mistake, which the
+            # pipeline states back to it once (vidgen.script_repair) before giving up.
+            problems = [
+                f"{'.'.join(str(p) for p in error['loc']) or '(document)'}: {error['msg']}" for error in exc.errors()[:10]
+            ]
+            raise UnusableScriptError(
+                f"unexpected response: the script JSON does not fit the schema ({problems[0]})",
                 provider=PROVIDER,
+                problems=problems,
+                answer=text,
+                cost=cost,
             ) from exc
-        return ScriptResult(script=script, cost=self.pricing.script_cost(response.usage_metadata))
+        return ScriptResult(script=script, cost=cost)
 
 
 # --- the image generator ----------------------------------------------------------------------

@@ -457,7 +457,13 @@ def _tags(request: ScriptRequest, genre: str, setting: str) -> list[str]:
 
 
 class LocalScriptWriter:
-    """ScriptWriter from templates; free, offline, deterministic per request."""
+    """ScriptWriter from templates; free, offline, deterministic per request.
+
+    It honours `ScriptRequest.previous_problems` by construction: every script it writes has exactly
+    `request.scenes` scenes, indexed from 0, each with narration, so a request that states problems
+    with an earlier answer gets a script free of them (the same one: the problems are not part of
+    the seed, as they say nothing about the film).
+    """
 
     name = "local"
 
