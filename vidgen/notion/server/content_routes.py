@@ -7,7 +7,9 @@ two services, so a test can shrink the workspace's file limit or move the upload
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -22,7 +24,13 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def register_content_routes(app: FastAPI, store: NotionStore, json_body, ok) -> tuple[FileUploadService, BlockService]:
+JsonBody = Callable[[Request], Awaitable[dict[str, Any]]]
+Reply = Callable[[Request, dict[str, Any]], JSONResponse]
+
+
+def register_content_routes(
+    app: FastAPI, store: NotionStore, json_body: JsonBody, ok: Reply
+) -> tuple[FileUploadService, BlockService]:
     """Add the block and file-upload routes; `json_body` and `ok` are app.py's body parser and reply."""
     uploads = FileUploadService(store)
     blocks = BlockService(store, uploads)
