@@ -86,6 +86,8 @@ class YouTubeConfig(_Strict):
     contains_synthetic_media: bool = True
     default_language: str = "en"
     daily_quota_units: int = Field(default=10_000, ge=1600)
+    captions: bool = True  # upload the narration's .srt as the captions track (captions.insert, 400 units)
+    chapters: bool = True  # write the scene titles as chapters in the description
 
 
 class BudgetConfig(_Strict):

@@ -40,6 +40,7 @@ from vidgen.providers.youtube import (
     fit_tags,
     render_description,
     seconds_until_quota_reset,
+    valid_chapters,
     video_resource,
 )
 from vidgen.providers.youtube_auth import TokenStore
@@ -210,10 +211,11 @@ def test_metadata_and_synthetic_media_disclosure_are_sent(channel, files, tmp_pa
 
 def test_description_keeps_chapters_within_the_limit_and_starts_them_at_zero():
     long = metadata(description="x" * 5000, chapters=[Chapter(start_s=0.4, title="Intro"),
+                                                      Chapter(start_s=600, title="Middle"),
                                                       Chapter(start_s=3725, title="Late")])
     text = render_description(long)
     assert len(text) <= 5000
-    assert text.endswith("\n\n0:00 Intro\n1:02:05 Late")
+    assert text.endswith("\n\n0:00 Intro\n10:00 Middle\n1:02:05 Late")
     assert render_description(metadata(chapters=[])) == "Two million animals cross the Mara."
 
 
@@ -385,3 +387,98 @@ def test_factory_needs_the_token_key_and_a_stored_token(channel, tmp_path):
     assert isinstance(built, YouTubePublisher)
     service = built.service()  # static discovery: built without touching the network
     assert service._http.credentials.token == "ya29.x"
+
+
+# --- captions and chapters -------------------------------------------------------------------------
+CAPTIONS_OK = ({"status": "200", "content-type": "application/json"},
+               json.dumps({"kind": "youtube#caption", "id": "AUieDaZ", "snippet": {"videoId": VIDEO_ID,
+                                                                                  "language": "en", "name": ""}}))
+SRT = "1\n00:00:00,000 --> 00:00:02,500\nTwo million animals\n\n2\n00:00:02,500 --> 00:00:04,000\ncross the Mara.\n"
+
+
+def with_captions(files, tmp_path, **meta) -> PublishRequest:
+    srt = tmp_path / "final" / "captions.srt"
+    srt.write_text(SRT, encoding="utf-8")
+    return publish_request(files, tmp_path, **meta).model_copy(update={"captions_path": srt})
+
+
+def multipart_parts(request) -> tuple[dict, bytes]:
+    """The JSON metadata and the media of a multipart/related upload body."""
+    headers = {k.lower(): v for k, v in (request[3] or {}).items()}
+    boundary = headers["content-type"].split("boundary=")[1].strip('"').encode()
+    body = request[2] if isinstance(request[2], bytes) else request[2].encode()
+    parts = [p for p in body.split(b"--" + boundary) if p.strip() not in (b"", b"--")]
+    metadata_part, media_part = (p.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in p else p.split(b"\n\n", 1)[1]
+                                 for p in parts)
+    return json.loads(metadata_part), media_part.rstrip(b"\r\n")
+
+
+def test_the_captions_track_is_inserted_in_the_channels_language_and_costs_400_units(channel, files, tmp_path, quota):
+    http = RecordingHttp([*happy_sequence(), CAPTIONS_OK])
+    result = publisher(channel, http, quota).publish(with_captions(files, tmp_path))
+
+    assert result.video_id == VIDEO_ID and result.warnings == []
+    *_, captions = http.request_sequence
+    uri, method, body, headers = captions
+    parsed = urlparse(uri)
+    assert method == "POST" and parsed.path == "/upload/youtube/v3/captions"
+    assert parse_qs(parsed.query)["part"] == ["snippet"]
+    assert parse_qs(parsed.query)["uploadType"] == ["multipart"]
+    resource, media = multipart_parts(captions)
+    assert resource == {"snippet": {"videoId": VIDEO_ID, "language": channel.language, "name": ""}}
+    assert media == SRT.encode().rstrip(b"\n")
+    assert result.cost.units == 1600 + 50 + 400
+    assert quota.used("wild_frontiers", date(2026, 3, 10)) == 2050
+
+
+def test_a_refused_captions_track_leaves_the_video_published_with_the_reason(channel, files, tmp_path, quota):
+    refused = google_error(403, "forbidden", "The permissions associated with the request are not sufficient "
+                                             "to upload the caption track.")
+    result = publisher(channel, RecordingHttp([*happy_sequence(), refused]), quota).publish(
+        with_captions(files, tmp_path))
+
+    assert result.url == f"https://www.youtube.com/watch?v={VIDEO_ID}"
+    assert len(result.warnings) == 1
+    assert "captions track was not uploaded" in result.warnings[0] and "forbidden" in result.warnings[0]
+
+
+def test_a_5xx_on_the_captions_track_is_retried(channel, files, tmp_path, quota):
+    sleeps: list[float] = []
+    http = RecordingHttp([*happy_sequence(), google_error(503, "backendError"), CAPTIONS_OK])
+    result = publisher(channel, http, quota, sleeps).publish(with_captions(files, tmp_path))
+    assert result.warnings == [] and sleeps == [1.0]
+    assert [urlparse(r[0]).path for r in http.request_sequence[-2:]] == ["/upload/youtube/v3/captions"] * 2
+
+
+def test_a_channel_can_turn_captions_and_chapters_off(channel, files, tmp_path, quota):
+    quiet = channel.model_copy(update={"youtube": channel.youtube.model_copy(update={"captions": False,
+                                                                                     "chapters": False})})
+    http = RecordingHttp(happy_sequence())  # no captions request: the sequence would run dry
+    result = publisher(quiet, http, quota).publish(with_captions(files, tmp_path))
+
+    assert result.cost.units == 1650 and len(http.request_sequence) == 5
+    assert json.loads(http.request_sequence[0][2])["snippet"]["description"] == "Two million animals cross the Mara."
+
+
+def test_channel_yaml_defaults_turn_captions_and_chapters_on(channel):
+    assert channel.youtube.captions is True and channel.youtube.chapters is True
+
+
+@pytest.mark.parametrize(
+    ("starts", "duration", "expected"),
+    [
+        ([2.0, 30.0, 60.0], None, [0.0, 30.0, 60.0]),  # the first moves to 0:00
+        ([0.0, 5.0, 30.0, 60.0], None, [0.0, 30.0, 60.0]),  # one under 10 s after its predecessor is dropped
+        ([0.0, 30.0, 60.0, 95.0], 100.0, [0.0, 30.0, 60.0]),  # the last would be 5 s long
+        ([0.0, 30.0, 35.0], None, []),  # two left: YouTube would show none, so none are written
+        ([], None, []),
+    ],
+)
+def test_valid_chapters_follow_youtubes_rules(starts, duration, expected):
+    chapters = [Chapter(start_s=s, title=f"Scene {i + 1}") for i, s in enumerate(starts)]
+    assert [c.start_s for c in valid_chapters(chapters, duration)] == expected
+
+
+def test_invalid_chapters_are_left_out_of_the_description():
+    text = render_description(metadata(chapters=[Chapter(start_s=0, title="Dawn"), Chapter(start_s=4, title="Dusk")]))
+    assert text == "Two million animals cross the Mara."

@@ -290,3 +290,16 @@ def register(app: typer.Typer) -> None:
     app.command("new")(new)
     app.command("board")(board)
     app.command("poll")(poll)
+
+
+@notion_app.command("blocks")
+def blocks(page_id: str = typer.Argument(..., help="the card's page id (as in the board or the page URL)")) -> None:
+    """Print a card's page body as a reviewer sees it in Notion: each gate round's previews and notes."""
+    from vidgen.previews import describe_page_blocks
+
+    paths = Paths.from_env()
+    with _known_errors(), NotionGateway.from_settings(_settings(paths)) as gateway:
+        gateway.get_entry(page_id)  # a wrong id fails here with the gateway's one-line advice
+        lines = describe_page_blocks(gateway, page_id)
+    for line in lines or ["(the page body is empty: no gate has shown previews yet)"]:
+        console.print(line, markup=False, soft_wrap=True)

@@ -11,11 +11,13 @@ limiter and counter must see every attempt.
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import random
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -42,6 +44,8 @@ from vidgen.statuses import GATE_REDO, NotionStatus, check_transition
 T = TypeVar("T")
 
 PAGE_SIZE = 100  # Notion's maximum page size
+SINGLE_PART_MAX_BYTES = 20_000_000  # File Upload API: one send takes up to 20 MB; larger files go in parts
+MULTI_PART_BYTES = 10_000_000  # each part 5-20 MB (the last may be smaller)
 _UNSET: Any = object()  # update_entry(review=...) sentinel: None means "clear", so absence needs its own value
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -487,3 +491,69 @@ class NotionGateway:
     def archive(self, page_id: str) -> None:
         """Move the page to Notion's trash (restorable there); it leaves every list and poll."""
         self._send(lambda: self._notion.pages.update(page_id, in_trash=True), target=f"page {page_id}")
+
+    # --- page content: files and blocks ---------------------------------------------------------
+
+    def upload_file(self, path: Path, content_type: str) -> str:
+        """Upload a file with Notion's File Upload API and return the upload's id, to attach in a block
+        within the hour. Up to 20 MB in one send (single_part); larger files go as 10 MB parts
+        (multi_part) and are completed. A missing file raises OSError before any request."""
+        size = path.stat().st_size
+        target = f"file upload of {path.name}"
+        if size <= SINGLE_PART_MAX_BYTES:
+            data = path.read_bytes()
+            created = self._send(
+                lambda: self._notion.file_uploads.create(mode="single_part", filename=path.name, content_type=content_type),
+                target=target, idempotent=False,
+            )
+            upload_id = str(created["id"])
+            self._send(lambda: self._notion.file_uploads.send(upload_id, file=(path.name, io.BytesIO(data), content_type)),
+                       target=target)  # fmt: skip
+            return upload_id
+        parts = -(-size // MULTI_PART_BYTES)
+        created = self._send(
+            lambda: self._notion.file_uploads.create(mode="multi_part", filename=path.name, content_type=content_type,
+                                                     number_of_parts=parts),
+            target=target, idempotent=False,
+        )  # fmt: skip
+        upload_id = str(created["id"])
+        with path.open("rb") as handle:
+            for number in range(1, parts + 1):
+                chunk = handle.read(MULTI_PART_BYTES)
+                self._send(
+                    lambda chunk=chunk, number=number: self._notion.file_uploads.send(
+                        upload_id, file=(path.name, io.BytesIO(chunk), content_type), part_number=str(number)),
+                    target=f"{target} (part {number}/{parts})",
+                )  # fmt: skip
+        self._send(lambda: self._notion.file_uploads.complete(upload_id), target=target)
+        return upload_id
+
+    def append_blocks(self, parent_id: str, blocks: list[dict[str, Any]], after: str | None = None) -> list[dict[str, Any]]:
+        """Append blocks under a page or block (after the sibling `after`, else at the end); the created blocks.
+        Not retried on a lost answer: a resent append would add the blocks twice."""
+        created: list[dict[str, Any]] = []
+        for start in range(0, len(blocks), PAGE_SIZE):  # Notion takes at most 100 blocks per request
+            batch = blocks[start : start + PAGE_SIZE]
+            extra = {"after": after} if after else {}
+            response = self._send(lambda batch=batch, extra=extra: self._notion.blocks.children.append(
+                parent_id, children=batch, **extra), target=f"block {parent_id}", idempotent=False)  # fmt: skip
+            created += response["results"]
+            if after and created:
+                after = str(created[-1]["id"])
+        return created
+
+    def list_blocks(self, parent_id: str) -> list[dict[str, Any]]:
+        """Every child block of a page or block, all pages of the listing."""
+        results: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            response = self._send(lambda cursor=cursor: self._notion.blocks.children.list(
+                parent_id, start_cursor=cursor, page_size=PAGE_SIZE), target=f"block {parent_id}")  # fmt: skip
+            results += response["results"]
+            cursor = response.get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                return results
+
+    def delete_block(self, block_id: str) -> None:
+        """Archive a block (Notion's delete moves it to the trash, children included)."""
+        self._send(lambda: self._notion.blocks.delete(block_id), target=f"block {block_id}")

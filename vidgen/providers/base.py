@@ -128,6 +128,7 @@ class VideoMetadata(BaseModel):
     made_for_kids: bool = False
     contains_synthetic_media: bool = True
     default_language: str = "en"
+    duration_s: float | None = None  # the video's length: a last chapter shorter than 10 s is dropped
 
 
 class PublishRequest(BaseModel):
@@ -144,6 +145,7 @@ class PublishResult(BaseModel):
     url: str
     video_id: str
     cost: Cost = Cost()
+    warnings: list[str] = Field(default_factory=list)  # what did not stick (captions refused, ...): for the card
 
 
 # --- the protocols ------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
-"""Publishing to YouTube: a resumable `videos.insert`, then `thumbnails.set`, within the day's quota.
+"""Publishing to YouTube: a resumable `videos.insert`, then `thumbnails.set` and `captions.insert`,
+within the day's quota.
 
 References: videos.insert https://developers.google.com/youtube/v3/docs/videos/insert, resumable
 uploads https://developers.google.com/youtube/v3/guides/using_resumable_upload_protocol, thumbnails
-https://developers.google.com/youtube/v3/docs/thumbnails/set, quota costs
+https://developers.google.com/youtube/v3/docs/thumbnails/set, captions
+https://developers.google.com/youtube/v3/docs/captions/insert, chapters
+https://support.google.com/youtube/answer/9884579, quota costs
 https://developers.google.com/youtube/v3/determine_quota_cost, errors
 https://developers.google.com/youtube/v3/docs/errors.
 
 The upload sends the file in chunks; after a 5xx or a dropped connection the client library asks
 the server how much it holds (an empty PUT answered by 308 with a Range header) and carries on
-from there, so a hiccup costs a chunk, not the file. The quota is reserved in the ledger before a
+from there, so a hiccup costs a chunk, not the file (tenacity drives those retries). The quota is reserved in the ledger before a
 byte is sent: an upload that would overrun the channel's day is deferred to after the reset
 (midnight Pacific) instead of failing, and the orchestrator sees a RetriableError with the wait.
 """
@@ -28,10 +31,12 @@ from zoneinfo import ZoneInfo
 
 import httplib2
 from sqlalchemy import Engine, create_engine
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
 from vidgen.ledger import QuotaExceeded, QuotaLedger
+from vidgen.models import Chapter
 from vidgen.providers.base import Cost, PublishRequest, PublishResult, VideoMetadata
 from vidgen.providers.settings import ProviderSettings
 from vidgen.providers.youtube_auth import PROVIDER, TokenStore, reauth_hint
@@ -40,6 +45,11 @@ log = logging.getLogger(__name__)
 
 UPLOAD_UNITS = 1600  # videos.insert, as the seed and the quota table count it
 THUMBNAIL_UNITS = 50  # thumbnails.set
+CAPTIONS_UNITS = 400  # captions.insert
+CAPTIONS_TRACK_NAME = ""  # the unnamed track: YouTube shows it as the language itself ("English")
+CAPTIONS_MIME = "application/octet-stream"  # captions.insert accepts text/xml, application/octet-stream, */*
+MIN_CHAPTERS = 3  # YouTube's chapter rules: 0:00 first, at least three, each at least 10 s long
+MIN_CHAPTER_S = 10.0
 PACIFIC = ZoneInfo("America/Los_Angeles")  # YouTube's daily quota resets at midnight Pacific
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024  # a multiple of 256 KiB, as the resumable protocol requires
@@ -82,19 +92,57 @@ def _no_angle_brackets(text: str) -> str:
     return text.replace("<", "‹").replace(">", "›")
 
 
-def render_description(metadata: VideoMetadata) -> str:
-    """The description, then chapters as "0:00 Title" lines (YouTube's chapter syntax), within 5000 chars.
+_CONNECTION_ERRORS = (httplib2.HttpLib2Error, ConnectionError, socket.timeout, TimeoutError, OSError)
 
-    YouTube only shows chapters whose list starts at 0:00, so the first is written as 0:00.
-    When the text is too long the prose is shortened, never the chapters.
+
+def _is_transient(error: BaseException) -> bool:
+    """A 5xx or a dropped connection: worth the same request again (a chunk resumes from the server's offset)."""
+    from googleapiclient.errors import HttpError
+
+    if isinstance(error, HttpError):
+        return int(error.resp.status) in RETRY_STATUSES
+    return isinstance(error, _CONNECTION_ERRORS)
+
+
+def _describe(error: BaseException | None) -> str:
+    from googleapiclient.errors import HttpError
+
+    if isinstance(error, HttpError):
+        return f"HTTP {error.resp.status}"
+    return str(error)
+
+
+def valid_chapters(chapters: list[Chapter], duration_s: float | None = None) -> list[Chapter]:
+    """The chapters YouTube will show, or none: the first moved to 0:00, any that starts less than 10 s
+    after the one before it (or, with a known duration, less than 10 s before the end) dropped, and
+    nothing at all when fewer than three remain, since YouTube ignores the whole list then."""
+    kept: list[Chapter] = []
+    for chapter in sorted(chapters, key=lambda c: c.start_s):
+        if not _no_angle_brackets(chapter.title).strip():
+            continue
+        if not kept:
+            kept.append(chapter.model_copy(update={"start_s": 0.0}))
+        elif chapter.start_s - kept[-1].start_s >= MIN_CHAPTER_S:
+            kept.append(chapter)
+    if duration_s is not None:
+        while kept and duration_s - kept[-1].start_s < MIN_CHAPTER_S:
+            kept.pop()
+    return kept if len(kept) >= MIN_CHAPTERS else []
+
+
+def render_description(metadata: VideoMetadata, *, chapters: bool = True) -> str:
+    """The description (the script's summary), then chapters as "0:00 Title" lines (YouTube's chapter
+    syntax), within 5000 chars.
+
+    Only chapters YouTube accepts are written (`valid_chapters`); `chapters=False` (the channel's
+    `youtube.chapters`) leaves them out. When the text is too long the prose is shortened, never the chapters.
     """
     body = _no_angle_brackets(metadata.description).strip()
-    chapters = sorted(metadata.chapters, key=lambda c: c.start_s)
-    if not chapters:
+    kept = valid_chapters(metadata.chapters, metadata.duration_s) if chapters else []
+    if not kept:
         return body[:MAX_DESCRIPTION]
     lines = [
-        f"{_timestamp(0 if i == 0 else c.start_s)} {_no_angle_brackets(c.title).strip()}"
-        for i, c in enumerate(chapters)
+        f"{_timestamp(c.start_s)} {_no_angle_brackets(c.title).strip()}" for c in kept
     ]
     block = "\n".join(lines)
     room = MAX_DESCRIPTION - len(block) - 2
@@ -120,12 +168,12 @@ def fit_tags(tags: list[str]) -> list[str]:
     return kept
 
 
-def video_resource(metadata: VideoMetadata) -> dict[str, Any]:
+def video_resource(metadata: VideoMetadata, *, chapters: bool = True) -> dict[str, Any]:
     """The `snippet` and `status` parts of videos.insert's body."""
     return {
         "snippet": {
             "title": _no_angle_brackets(metadata.title).strip()[:100],
-            "description": render_description(metadata),
+            "description": render_description(metadata, chapters=chapters),
             "tags": fit_tags(metadata.tags),
             "categoryId": metadata.category_id,
             "defaultLanguage": metadata.default_language,
@@ -193,6 +241,7 @@ class YouTubePublisher:
         max_backoff_s: float = 64.0,
         upload_units: int = UPLOAD_UNITS,
         thumbnail_units: int = THUMBNAIL_UNITS,
+        captions_units: int = CAPTIONS_UNITS,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
@@ -202,7 +251,7 @@ class YouTubePublisher:
         self._quota, self._quota_engine = quota, quota_engine
         self.chunksize, self.max_retries = chunksize, max_retries
         self.first_backoff_s, self.max_backoff_s = first_backoff_s, max_backoff_s
-        self.upload_units, self.thumbnail_units = upload_units, thumbnail_units
+        self.upload_units, self.thumbnail_units, self.captions_units = upload_units, thumbnail_units, captions_units
         self._sleep, self._now = sleep, now
 
     # --- collaborators, built on first use so constructing a publisher touches nothing -------------
@@ -235,19 +284,33 @@ class YouTubePublisher:
 
     # --- publishing ------------------------------------------------------------------------------
     def publish(self, request: PublishRequest) -> PublishResult:
+        """Upload, set the thumbnail, add the captions track. Only the upload can fail the publish: a
+        thumbnail or captions track YouTube refuses leaves the video published, its reason in `warnings`."""
         for path, what in ((request.video_path, "video"), (request.thumbnail_path, "thumbnail")):
             if not path.is_file():
                 raise InvalidInputError(f"{what} file not found: {path}", provider=PROVIDER)
+        captions = self._captions_to_upload(request)
         service = self.service()  # credentials first: a channel that cannot upload spends no quota
-        units = self.upload_units + self.thumbnail_units
+        units = self.upload_units + self.thumbnail_units + (self.captions_units if captions else 0)
         self._reserve(units)
         video_id = self._upload_video(service, request)
-        self._set_thumbnail(service, video_id, request.thumbnail_path)
+        warnings = [self._set_thumbnail(service, video_id, request.thumbnail_path)]
+        if captions is not None:
+            warnings.append(self._insert_captions(service, video_id, captions))
         return PublishResult(
             url=f"https://www.youtube.com/watch?v={video_id}",
             video_id=video_id,
             cost=Cost(usd=0.0, units=units, unit="quota"),
+            warnings=[w for w in warnings if w],
         )
+
+    def _captions_to_upload(self, request: PublishRequest) -> Path | None:
+        """The .srt to upload, or None when the channel turned captions off or there is none to send."""
+        if not self.channel.youtube.captions or request.captions_path is None:
+            return None
+        if not request.captions_path.is_file():
+            raise InvalidInputError(f"captions file not found: {request.captions_path}", provider=PROVIDER)
+        return request.captions_path
 
     def _reserve(self, units: int) -> None:
         now = self._now()
@@ -274,6 +337,25 @@ class YouTubePublisher:
     def _backoff(self, attempt: int) -> float:
         return min(self.max_backoff_s, self.first_backoff_s * 2 ** (attempt - 1))
 
+    def _retrying(self, what: str) -> Retrying:
+        """tenacity's loop for one request (or one chunk): 5xx and dropped connections are retried with a
+        bounded exponential backoff, anything else is raised at once. A chunk that gets through ends
+        the loop, so only consecutive failures spend the budget."""
+
+        def log_wait(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning("YouTube %s failed (%s); retrying in %.0f s", what, _describe(error), wait)
+
+        return Retrying(
+            retry=retry_if_exception(_is_transient),
+            wait=wait_exponential(multiplier=self.first_backoff_s, max=self.max_backoff_s),
+            stop=stop_after_attempt(self.max_retries + 1),
+            sleep=self._sleep,
+            before_sleep=log_wait,
+            reraise=True,
+        )
+
     def _upload_video(self, service: Any, request: PublishRequest) -> str:
         from googleapiclient.errors import HttpError
         from googleapiclient.http import MediaFileUpload
@@ -282,60 +364,63 @@ class YouTubePublisher:
             str(request.video_path), mimetype=_video_mime(request.video_path), chunksize=self.chunksize, resumable=True
         )
         insert = service.videos().insert(
-            part="snippet,status", body=video_resource(request.metadata), media_body=media
+            part="snippet,status", body=video_resource(request.metadata, chapters=self.channel.youtube.chapters),
+            media_body=media,
         )
         response = None
-        failures = 0
         while response is None:
             try:
-                _, response = insert.next_chunk()
-                failures = 0  # progress resets the budget: only consecutive failures count
+                _, response = self._retrying("upload")(insert.next_chunk)
             except HttpError as e:
-                status = int(e.resp.status)
-                if status in RETRY_STATUSES and failures < self.max_retries:
-                    failures += 1
-                    log.warning("YouTube upload got HTTP %s; resuming in %.0f s", status, self._backoff(failures))
-                    self._sleep(self._backoff(failures))
-                    continue
                 raise self._http_error(e, "videos.insert") from e
-            except (httplib2.HttpLib2Error, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
-                if failures < self.max_retries:
-                    failures += 1
-                    log.warning("YouTube upload connection failed (%s); resuming in %.0f s", e, self._backoff(failures))
-                    self._sleep(self._backoff(failures))
-                    continue
+            except _CONNECTION_ERRORS as e:
                 raise RetriableError(f"upload kept failing to connect: {e}", provider=PROVIDER) from e
         video_id = response.get("id") if isinstance(response, dict) else None
         if not video_id:
             raise ApiFailureError(f"videos.insert finished without a video id: {response!r}", provider=PROVIDER)
         return str(video_id)
 
-    def _set_thumbnail(self, service: Any, video_id: str, thumbnail: Path) -> None:
-        """Set the custom thumbnail. Its failure does not undo a finished upload (a retry would upload twice)."""
-        from googleapiclient.errors import HttpError
+    def _set_thumbnail(self, service: Any, video_id: str, thumbnail: Path) -> str | None:
+        """Set the custom thumbnail; the reason it was not set, or None. Its failure does not undo a
+        finished upload (a retry would upload twice)."""
         from googleapiclient.http import MediaFileUpload
 
         mime = mimetypes.guess_type(thumbnail.name)[0] or "image/png"
-        attempt = 0
-        while True:
-            try:
-                service.thumbnails().set(videoId=video_id, media_body=MediaFileUpload(str(thumbnail), mimetype=mime)).execute()
-                return
-            except HttpError as e:
-                status = int(e.resp.status)
-                if status in RETRY_STATUSES and attempt < self.max_retries:
-                    attempt += 1
-                    self._sleep(self._backoff(attempt))
-                    continue
-                error = self._http_error(e, "thumbnails.set")
-            except (httplib2.HttpLib2Error, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
-                if attempt < self.max_retries:
-                    attempt += 1
-                    self._sleep(self._backoff(attempt))
-                    continue
-                error = RetriableError(f"thumbnail upload kept failing to connect: {e}", provider=PROVIDER)
-            log.warning("video %s is uploaded but its thumbnail was not set: %s", video_id, error)
-            return
+        return self._after_upload(
+            "thumbnails.set", video_id,
+            lambda: service.thumbnails().set(videoId=video_id, media_body=MediaFileUpload(str(thumbnail), mimetype=mime)),
+        )
+
+    def _insert_captions(self, service: Any, video_id: str, captions: Path) -> str | None:
+        """Upload the .srt as the video's captions track in the channel's language; the reason YouTube
+        refused it, or None. https://developers.google.com/youtube/v3/docs/captions/insert"""
+        from googleapiclient.http import MediaFileUpload
+
+        body = {"snippet": {"videoId": video_id, "language": self.channel.language, "name": CAPTIONS_TRACK_NAME}}
+        return self._after_upload(
+            "captions.insert", video_id,
+            lambda: service.captions().insert(
+                part="snippet", body=body,
+                media_body=MediaFileUpload(str(captions), mimetype=CAPTIONS_MIME, resumable=False),
+            ),
+        )
+
+    def _after_upload(self, method: str, video_id: str, build: Callable[[], Any]) -> str | None:
+        """Run a request made after the video is up: retried like a chunk, and on failure the reason is
+        returned (and logged), never raised, so the published video stands."""
+        from googleapiclient.errors import HttpError
+
+        try:
+            self._retrying(method)(lambda: build().execute())
+            return None
+        except HttpError as e:
+            error: ProviderError = self._http_error(e, method)
+        except _CONNECTION_ERRORS as e:
+            error = RetriableError(f"{method}: kept failing to connect: {e}", provider=PROVIDER)
+        what = "thumbnail was not set" if method == "thumbnails.set" else "captions track was not uploaded"
+        reason = f"{what}: {error}"
+        log.warning("video %s is uploaded but its %s", video_id, reason)
+        return reason
 
     def _http_error(self, e: Any, method: str) -> ProviderError:
         """Google's documented error reasons, mapped to what the orchestrator should do."""

@@ -20,10 +20,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidgen.config import LOCAL_NOTION_TOKEN
+from vidgen.notion.server.content_routes import register_content_routes
 from vidgen.notion.server.errors import NotionAPIError, validation_error
 from vidgen.notion.server.ratelimit import TokenBucket, retry_after_header
 from vidgen.notion.server.service import NotionService, bot_user
 from vidgen.notion.server.store import NotionStore
+from vidgen.notion.server.uploads import FILES_PATH
 
 API_VERSION = "2025-09-03"
 MAX_BODY_BYTES = 500 * 1024
@@ -92,6 +94,8 @@ def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: fl
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        for service_ in app.state.content_services:
+            service_.close()
         store.close()
 
     app = FastAPI(title="vidgen local Notion API", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -100,6 +104,8 @@ def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: fl
     @app.middleware("http")
     async def gatekeeper(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request.state.request_id = str(uuid.uuid4())
+        if request.url.path.startswith(FILES_PATH):  # file URLs carry their own secret, as Notion's signed URLs do
+            return await call_next(request)
         try:
             _check_auth(request.headers.get("authorization"), token)
             _check_version(request.headers.get("notion-version"))
@@ -192,18 +198,11 @@ def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: fl
     async def pages_update(request: Request, page_id: str) -> JSONResponse:
         return ok(request, service.update_page(page_id, await _body(request)))
 
-    # -- blocks (page content) and search ------------------------------------------------------
-    @app.get("/v1/blocks/{block_id}/children")
-    async def blocks_children(request: Request, block_id: str) -> JSONResponse:
-        params = request.query_params
-        return ok(request, service.list_block_children(block_id, params.get("start_cursor"), params.get("page_size")))
-
-    @app.patch("/v1/blocks/{block_id}/children")
-    async def blocks_append(request: Request, block_id: str) -> JSONResponse:
-        return ok(request, service.append_block_children(block_id, await _body(request)))
-
+    # -- search -------------------------------------------------------------------------------
     @app.post("/v1/search")
     async def search(request: Request) -> JSONResponse:
         return ok(request, service.search(await _body(request)))
 
+    uploads, blocks = register_content_routes(app, store, _body, ok)  # /v1/blocks, /v1/file_uploads, /files
+    app.state.content_services = (uploads, blocks)
     return app

@@ -11,6 +11,7 @@ import uvicorn
 from vidgen.loopback import LoopbackServer
 from vidgen.config import LOCAL_NOTION_TOKEN
 from vidgen.notion.server.app import create_app
+from vidgen.notion.server.uploads import FileUploadService
 
 
 def _require_loopback(host: str) -> None:
@@ -62,6 +63,13 @@ class LocalNotionServer:
         if self._server is None:
             raise RuntimeError("LocalNotionServer is not started")
         return f"http://{_url_host(self.host)}:{self.port}"
+
+    @property
+    def file_uploads(self) -> FileUploadService:
+        """The running app's file-upload settings (workspace size limit, clock), for tests and benchmarks."""
+        if self._server is None:
+            raise RuntimeError("LocalNotionServer is not started")
+        return self._server.app.state.file_uploads
 
     def start(self) -> LocalNotionServer:
         """Serve in a daemon thread; returns once the port accepts connections."""
