@@ -24,6 +24,7 @@ from vidgen.notion.server.errors import NotionAPIError, validation_error
 from vidgen.notion.server.ratelimit import TokenBucket, retry_after_header
 from vidgen.notion.server.service import NotionService, bot_user
 from vidgen.notion.server.store import NotionStore
+from vidgen.notion.server.webhooks import WebhookSender, add_subscription_routes, subscription_file
 
 API_VERSION = "2025-09-03"
 MAX_BODY_BYTES = 500 * 1024
@@ -83,19 +84,25 @@ def _filter_properties(request: Request) -> list[str]:
     return request.query_params.getlist("filter_properties") + request.query_params.getlist("filter_properties[]")
 
 
-def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: float | None = None) -> FastAPI:
-    """A FastAPI app serving one SQLite store; `rate_limit` requests/second (None = unlimited)."""
+def create_app(
+    store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: float | None = None, webhooks: WebhookSender | None = None
+) -> FastAPI:
+    """A FastAPI app serving one SQLite store; `rate_limit` requests/second (None = unlimited);
+    `webhooks` sends page events to a subscribed URL (default: the store's saved subscription, if any)."""
     store = NotionStore(Path(store_path))
-    service = NotionService(store)
+    webhooks = webhooks or WebhookSender(subscription_file(store_path))
+    service = NotionService(store, webhooks)
     bucket = TokenBucket(rate_limit) if rate_limit else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        webhooks.close()
         store.close()
 
     app = FastAPI(title="vidgen local Notion API", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.store = store
+    app.state.webhooks = webhooks
 
     @app.middleware("http")
     async def gatekeeper(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -206,4 +213,5 @@ def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: fl
     async def search(request: Request) -> JSONResponse:
         return ok(request, service.search(await _body(request)))
 
+    add_subscription_routes(app, webhooks)
     return app
