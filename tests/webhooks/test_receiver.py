@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import DATA_SOURCE, TOKEN, Receiver, event, make_receiver, signed
+from webhook_helpers import DATA_SOURCE, TOKEN, Receiver, event, make_receiver, signed
 
 from vidgen.webhooks import WEBHOOK_PATH
 

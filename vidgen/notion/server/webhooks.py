@@ -309,3 +309,22 @@ def add_subscription_routes(app: FastAPI, sender: WebhookSender) -> None:
     async def unsubscribe() -> JSONResponse:
         sender.unsubscribe()
         return JSONResponse({"object": "webhook_subscription", "deleted": True})
+
+
+def request_subscription(base_url: str, token: str, url: str, *, http: httpx.Client | None = None) -> dict[str, Any]:
+    """Ask a running local server to subscribe `url` (what `vidgen notion init --webhook-url` does).
+
+    Raises httpx.HTTPError when the server cannot be reached or refuses.
+    """
+    client = http or httpx.Client(timeout=10)
+    try:
+        answer = client.post(
+            f"{base_url.rstrip('/')}/v1/vidgen/webhook_subscription",
+            json={"url": url},
+            headers={"Authorization": f"Bearer {token}", "Notion-Version": WEBHOOK_API_VERSION},
+        )
+        answer.raise_for_status()
+        return dict(answer.json())
+    finally:
+        if http is None:
+            client.close()
