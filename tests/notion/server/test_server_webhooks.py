@@ -220,3 +220,19 @@ def test_the_vidgen_receiver_verifies_and_dispatches_the_local_servers_events(tm
     assert config.token_file.read_text().strip() == subscribed.verification_token
     assert len(announced) == 1
     assert dispatched == [(page["id"], "page.created")]
+
+
+def test_notion_serve_subscribes_the_url_from_the_environment(
+    tmp_path: Path, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vidgen.notion.server.runner as runner
+
+    served: list[Any] = []
+    monkeypatch.setenv("VIDGEN_NOTION_WEBHOOK_URL", inbox.url)
+    monkeypatch.setattr(runner.uvicorn, "run", lambda app, **_: served.append(app))
+    runner.serve_forever(tmp_path / "store.sqlite", port=0)
+    [app] = served
+    assert app.state.webhooks.subscription.url == inbox.url
+    wait_for(lambda: len(inbox.requests) == 1)
+    assert inbox.bodies() == [{"verification_token": app.state.webhooks.subscription.verification_token}]
+    app.state.webhooks.close()
