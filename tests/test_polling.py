@@ -18,7 +18,7 @@ from vidgen.notion.gateway import NotionGateway
 from vidgen.notion.properties import rich_text
 from vidgen.notion.ratelimit import RetryPolicy, TokenBucket
 from vidgen.notion.server import LocalNotionServer
-from vidgen.polling import fair_order, parse_redo, poll_once, rejection_text, review_verdict
+from vidgen.polling import PollResult, fair_order, is_work, parse_redo, poll_once, poll_page, rejection_text, review_verdict
 from vidgen.statuses import NotionStatus
 from vidgen.validation import STORY_DIRECTION_MAX
 
@@ -213,6 +213,95 @@ def test_a_broken_page_never_hides_the_others(server: LocalNotionServer, gateway
     assert set(problems) == {odd_review.page_id, unwritable}
     assert "'Maybe'" in problems[odd_review.page_id]
     assert "could not write the reasons back" in problems[unwritable]
+
+
+# --- one page (what a webhook event triggers) -------------------------------------------------------
+
+
+def _verdict_of(result: PollResult, page_id: str) -> tuple[str, object]:
+    """How a poll result classified one page, comparable across poll_once and poll_page."""
+    if any(e.page_id == page_id for e in result.to_start):
+        return ("start", None)
+    for r in result.rejected:
+        if r.entry.page_id == page_id:
+            return ("rejected", tuple(r.reasons))
+    for d in result.decisions:
+        if d.entry.page_id == page_id:
+            return ("decision", d.verdict)
+    for p in result.problems:
+        if p.entry.page_id == page_id:
+            return ("problem", tuple(p.reasons))
+    return ("nothing", None)
+
+
+def test_poll_page_classifies_every_page_exactly_as_poll_once(
+    server: LocalNotionServer, gateway: NotionGateway, channels: dict[str, Channel]
+) -> None:
+    pages = [_raw_page(server, gateway, {**GOOD, "Title": f"{kind} video", **fields}) for kind, (fields, _) in MALFORMED.items()]
+    pages += [
+        _raw_page(server, gateway, GOOD),
+        _raw_page(server, gateway, {**GOOD, "Title": "Bears"}),  # the older of two identical requests starts
+        _raw_page(server, gateway, {**GOOD, "Title": "Bears "}),  # the newer one is refused
+        gateway.create_entry(title="draft", channel="Wild Frontiers", topic="t").page_id,
+        gateway.create_entry(title="busy", channel="Wild Frontiers", topic="t", status=S.PROCESSING).page_id,
+    ]
+    for status, updates in (
+        (S.ASSETS_READY, {"review": "Approve"}),
+        (S.VIDEOS_READY, {"review": "Reject", "review_notes": "redo: 2, 4"}),
+        (S.AUDIO_READY, {"review": "Maybe"}),
+        (S.AUDIO_READY, {}),
+        (S.REVIEW_APPROVED, {"run_url": RUN}),
+        (S.REVIEW_REJECTED, {}),
+    ):
+        entry = gateway.create_entry(title=f"{status} {updates}", channel="Wild Frontiers", topic="t", status=status)
+        pages.append(gateway.update_entry(entry, **updates).page_id)
+
+    board = poll_once(gateway, channels, write_back=False)
+    kinds = set()
+    for page_id in pages:
+        one = poll_page(gateway, channels, page_id, write_back=False)
+        assert _verdict_of(one, page_id) == _verdict_of(board, page_id), page_id
+        assert not one.gone
+        kinds.add(_verdict_of(one, page_id)[0])
+    assert kinds == {"start", "rejected", "decision", "problem", "nothing"}
+
+
+def test_poll_page_writes_the_reasons_back_like_the_poll(server: LocalNotionServer, gateway: NotionGateway, channels: dict[str, Channel]) -> None:
+    bad = _raw_page(server, gateway, {**GOOD, "Topic": ""})
+    result = poll_page(gateway, channels, bad)
+    assert [r.entry.page_id for r in result.rejected] == [bad]
+    assert gateway.get_entry(bad).status == "Draft"
+    assert result.requests == 3  # read it, the duplicate check, the write
+    assert poll_page(gateway, channels, bad).rejected == []  # handled: a redelivered event finds nothing to do
+
+
+def test_poll_page_reports_deleted_and_missing_pages_as_gone(server: LocalNotionServer, gateway: NotionGateway, channels: dict[str, Channel]) -> None:
+    page = _raw_page(server, gateway, GOOD)
+    gateway.archive(page)
+    deleted = poll_page(gateway, channels, page)
+    assert deleted.gone and deleted.to_start == []
+    missing = poll_page(gateway, channels, "0f0e0d0c-0b0a-4908-8706-050403020100")
+    assert missing.gone and missing.to_start == [] and missing.requests == 1
+
+
+def test_poll_page_ignores_pages_of_another_database(server: LocalNotionServer, gateway: NotionGateway, channels: dict[str, Channel]) -> None:
+    with NotionGateway(server.token, base_url=server.base_url, limiter=TokenBucket.unlimited()) as elsewhere:
+        elsewhere.create_database(parent_page_id=None, title="Someone else's", channels=channels)
+        foreign = _raw_page(server, elsewhere, GOOD)
+    result = poll_page(gateway, channels, foreign)
+    assert result.to_start == result.rejected == [] and not result.gone
+    assert gateway.get_entry(foreign).status == "Queued"
+
+
+def test_is_work_agrees_with_the_poll_query(gateway: NotionGateway) -> None:
+    made = []
+    for status in NotionStatus:
+        for updates in ({}, {"review": "Approve"}, {"run_url": RUN}):
+            entry = gateway.create_entry(title=f"{status.value} {sorted(updates)}", channel="Wild Frontiers", topic="t", status=status)
+            made.append(gateway.update_entry(entry, **updates))
+    queried = {e.page_id for e in gateway.find_work()}
+    assert {e.page_id for e in made if is_work(e)} == queried
+    assert queried  # the grid covers pages on both sides
 
 
 # --- pure parts -------------------------------------------------------------------------------------

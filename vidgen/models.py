@@ -48,6 +48,7 @@ class VideoEntry(BaseModel):
     review_notes: str = ""
     url: str | None = None  # the page's own address
     archived: bool = False
+    data_source_id: str | None = None  # the database table the page belongs to (None: not in one)
 
     @property
     def notion_status(self) -> NotionStatus | None:

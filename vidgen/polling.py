@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field
 from vidgen.channels import Channel, channel_for_notion_value
 from vidgen.errors import VidgenError
 from vidgen.models import ReviewAction, ReviewVerdict, VideoEntry
+from vidgen.notion.errors import NotionNotFound
 from vidgen.notion.gateway import NotionGateway
 from vidgen.notion.schema import REVIEW_APPROVE, REVIEW_REJECT
-from vidgen.statuses import REVIEW_STATUSES, NotionStatus
+from vidgen.statuses import GATE_REDO, REVIEW_STATUSES, NotionStatus
 from vidgen.validation import validate_entry
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class PollResult(BaseModel):
         default_factory=list, description="pages the poll could not act on, left as they are (or whose write-back failed)"
     )
     requests: int = Field(default=0, description="Notion requests this poll spent")
+    gone: bool = Field(default=False, description="poll_page only: the page is in the trash or no longer exists")
 
 
 _REDO = re.compile(
@@ -130,12 +132,23 @@ def _duplicate_peers(entry: VideoEntry, queued: list[VideoEntry], titled: list[V
     return peers
 
 
-def poll_once(gateway: NotionGateway, channels: dict[str, Channel], *, write_back: bool = True) -> PollResult:
-    """Look at the board once; with `write_back`, refused entries are moved Queued -> Draft with their reasons."""
-    start = gateway.requests_sent
-    result = PollResult()
-    work = gateway.find_work()
-    queued = [e for e in work if e.notion_status is NotionStatus.QUEUED]
+def is_work(entry: VideoEntry) -> bool:
+    """Whether `find_work`'s query (`work_filter` in the gateway) would return this page: the same
+    rule, read off one page that was fetched on its own. tests/test_polling.py checks that the two agree."""
+    status = entry.notion_status
+    if entry.archived or status is None:
+        return False
+    if status is NotionStatus.QUEUED:
+        return True
+    if status in GATE_REDO:
+        return bool(entry.review)
+    if status in (NotionStatus.REVIEW_APPROVED, NotionStatus.REVIEW_REJECTED):
+        return bool(entry.run_url)
+    return False
+
+
+def _read_decisions(work: list[VideoEntry], result: PollResult) -> None:
+    """Review decisions shown by pages that are not Queued; pages showing none readable are problems."""
     for entry in work:
         if entry.notion_status is NotionStatus.QUEUED:
             continue
@@ -151,24 +164,72 @@ def poll_once(gateway: NotionGateway, channels: dict[str, Channel], *, write_bac
         else:
             result.decisions.append(ReviewRequest(entry=entry, verdict=verdict))
 
-    if queued:
-        titles = {e.title for e in queued} | {e.title.strip() for e in queued}
-        titled = gateway.find_titled(titles)
-        valid: list[VideoEntry] = []
-        for entry in sorted(queued, key=_age_key):
-            reasons = validate_entry(entry, channels, others=_duplicate_peers(entry, queued, titled))
-            if not reasons:
-                valid.append(entry)
-                continue
-            log.warning("Notion entry %s (%r) not started: %s", entry.page_id, entry.title, "; ".join(reasons))
-            shown = entry
-            if write_back:
-                try:
-                    shown = gateway.update_entry(entry, status=NotionStatus.DRAFT, error=rejection_text(reasons))
-                except (VidgenError, ValueError) as exc:
-                    result.problems.append(RejectedEntry(entry=entry, reasons=[f"could not write the reasons back: {exc}"]))
-            result.rejected.append(RejectedEntry(entry=shown, reasons=reasons))
-        result.to_start = fair_order(valid, channels)
 
+def _judge_queued(
+    gateway: NotionGateway, channels: dict[str, Channel], queued: list[VideoEntry], result: PollResult, *, write_back: bool
+) -> None:
+    """Validate the Queued entries in `queued`: the valid go to `to_start` in fair order, the invalid
+    back to Draft with their reasons. Other Queued pages with the same titles count as queued
+    together (the oldest wins), whether or not they are in `queued`."""
+    if not queued:
+        return
+    titles = {e.title for e in queued} | {e.title.strip() for e in queued}
+    titled = gateway.find_titled(titles)
+    judged = {e.page_id for e in queued}
+    together = queued + [t for t in titled if t.notion_status is NotionStatus.QUEUED and t.page_id not in judged]
+    valid: list[VideoEntry] = []
+    for entry in sorted(queued, key=_age_key):
+        reasons = validate_entry(entry, channels, others=_duplicate_peers(entry, together, titled))
+        if not reasons:
+            valid.append(entry)
+            continue
+        log.warning("Notion entry %s (%r) not started: %s", entry.page_id, entry.title, "; ".join(reasons))
+        shown = entry
+        if write_back:
+            try:
+                shown = gateway.update_entry(entry, status=NotionStatus.DRAFT, error=rejection_text(reasons))
+            except (VidgenError, ValueError) as exc:
+                result.problems.append(RejectedEntry(entry=entry, reasons=[f"could not write the reasons back: {exc}"]))
+        result.rejected.append(RejectedEntry(entry=shown, reasons=reasons))
+    result.to_start = fair_order(valid, channels)
+
+
+def _classify(gateway: NotionGateway, channels: dict[str, Channel], work: list[VideoEntry], *, write_back: bool) -> PollResult:
+    """What the orchestrator makes of `work` (pages `is_work` holds for): the rules of every poll."""
+    result = PollResult()
+    _read_decisions(work, result)
+    _judge_queued(gateway, channels, [e for e in work if e.notion_status is NotionStatus.QUEUED], result, write_back=write_back)
+    return result
+
+
+def poll_once(gateway: NotionGateway, channels: dict[str, Channel], *, write_back: bool = True) -> PollResult:
+    """Look at the board once; with `write_back`, refused entries are moved Queued -> Draft with their reasons."""
+    start = gateway.requests_sent
+    result = _classify(gateway, channels, gateway.find_work(), write_back=write_back)
+    result.requests = gateway.requests_sent - start
+    return result
+
+
+def poll_page(
+    gateway: NotionGateway, channels: dict[str, Channel], page_id: str, *, write_back: bool = True
+) -> PollResult:
+    """What `poll_once` would make of one page (a webhook named it), by the same rules.
+
+    The page is read once. A page in the trash, or gone, or in another data source sets `gone`
+    (its run, if any, should stop); a page that needs nothing gives an empty result.
+    """
+    start = gateway.requests_sent
+    try:
+        entry = gateway.get_entry(page_id)
+    except NotionNotFound:
+        log.info("Notion page %s does not exist (or is not shared with the integration)", page_id)
+        return PollResult(gone=True, requests=gateway.requests_sent - start)
+    ours = gateway.data_source_id is None or (entry.data_source_id or "").replace("-", "") == gateway.data_source_id.replace("-", "")
+    if not ours:
+        log.info("Notion page %s is not in the pipeline's database; ignored", page_id)
+        return PollResult(requests=gateway.requests_sent - start)
+    if entry.archived:
+        return PollResult(gone=True, requests=gateway.requests_sent - start)
+    result = _classify(gateway, channels, [entry] if is_work(entry) else [], write_back=write_back)
     result.requests = gateway.requests_sent - start
     return result

@@ -120,6 +120,9 @@ def init(
     parent_page_id: str | None = typer.Option(None, "--parent-page-id", help="page to create the database in (real Notion)"),
     token: str | None = typer.Option(None, "--token", help="integration token (default: the local server's)"),
     base_url: str | None = typer.Option(None, "--base-url", help=f"Notion API address (default: {LOCAL_BASE_URL})"),
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", help="local server: send page events to this receiver (e.g. http://127.0.0.1:8787/webhooks/notion)"
+    ),
 ) -> None:
     """Create the Video Pipeline database (or reuse the saved one) and save the settings."""
     paths = Paths.from_env()
@@ -160,6 +163,32 @@ def init(
         typer.echo(f"{key}={value}")
     write_env_file(paths.notion_env_file, values)
     console.print(f"Saved to {paths.notion_env_file} (environment variables of the same names override it).", markup=False)
+    if webhook_url:
+        _subscribe_webhooks(target, webhook_url)
+
+
+def _subscribe_webhooks(target: NotionSettings, webhook_url: str) -> None:
+    """Subscribe the local server to send page events to `webhook_url`; real Notion subscribes in its UI."""
+    if not target.is_local or not target.base_url:
+        console.print(
+            "Real Notion subscribes in its web UI: integration settings > Webhooks > Create a subscription with "
+            f"{webhook_url} (HTTPS, reachable from the internet); the receiver prints the verification token to paste back.",
+            markup=False,
+        )
+        return
+    import httpx
+
+    from vidgen.notion.server.webhooks import request_subscription
+
+    try:
+        subscription = request_subscription(target.base_url, target.token, webhook_url)
+    except httpx.HTTPError as exc:
+        fail(f"could not subscribe {webhook_url} at the local Notion server {target.base_url} ({exc}) — is it running?")
+    console.print(
+        f"Webhooks: the local Notion server sends page events to {webhook_url} (subscription {subscription['id']}); "
+        "it sent the verification request now.",
+        markup=False,
+    )
 
 
 # --- vidgen new / board / poll -------------------------------------------------------------------

@@ -121,6 +121,7 @@ def entry_from_page(page: Mapping[str, Any]) -> VideoEntry:
         review_notes=_text(props, Prop.REVIEW_NOTES),
         url=page.get("url") if isinstance(page.get("url"), str) else None,
         archived=bool(page.get("in_trash") or page.get("archived")),
+        data_source_id=_as_dict(page.get("parent")).get("data_source_id"),
     )
 
 

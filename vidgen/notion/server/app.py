@@ -26,6 +26,7 @@ from vidgen.notion.server.ratelimit import TokenBucket, retry_after_header
 from vidgen.notion.server.service import NotionService, bot_user
 from vidgen.notion.server.store import NotionStore
 from vidgen.notion.server.uploads import FILES_PATH
+from vidgen.notion.server.webhooks import WebhookSender, add_subscription_routes, subscription_file
 
 API_VERSION = "2025-09-03"
 MAX_BODY_BYTES = 500 * 1024
@@ -85,10 +86,14 @@ def _filter_properties(request: Request) -> list[str]:
     return request.query_params.getlist("filter_properties") + request.query_params.getlist("filter_properties[]")
 
 
-def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: float | None = None) -> FastAPI:
-    """A FastAPI app serving one SQLite store; `rate_limit` requests/second (None = unlimited)."""
+def create_app(
+    store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: float | None = None, webhooks: WebhookSender | None = None
+) -> FastAPI:
+    """A FastAPI app serving one SQLite store; `rate_limit` requests/second (None = unlimited);
+    `webhooks` sends page events to a subscribed URL (default: the store's saved subscription, if any)."""
     store = NotionStore(Path(store_path))
-    service = NotionService(store)
+    webhooks = webhooks or WebhookSender(subscription_file(store_path))
+    service = NotionService(store, webhooks)
     bucket = TokenBucket(rate_limit) if rate_limit else None
 
     @asynccontextmanager
@@ -96,10 +101,12 @@ def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: fl
         yield
         for service_ in app.state.content_services:
             service_.close()
+        webhooks.close()
         store.close()
 
     app = FastAPI(title="vidgen local Notion API", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.store = store
+    app.state.webhooks = webhooks
 
     @app.middleware("http")
     async def gatekeeper(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -205,4 +212,5 @@ def create_app(store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: fl
 
     uploads, blocks = register_content_routes(app, store, _body, ok)  # /v1/blocks, /v1/file_uploads, /files
     app.state.content_services = (uploads, blocks)
+    add_subscription_routes(app, webhooks)
     return app

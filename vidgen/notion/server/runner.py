@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from types import TracebackType
 
@@ -12,6 +13,7 @@ from vidgen.loopback import LoopbackServer
 from vidgen.config import LOCAL_NOTION_TOKEN
 from vidgen.notion.server.app import create_app
 from vidgen.notion.server.uploads import FileUploadService
+from vidgen.notion.server.webhooks import WEBHOOK_URL_ENV, WebhookSender, subscription_file
 
 
 def _require_loopback(host: str) -> None:
@@ -44,9 +46,11 @@ class LocalNotionServer:
         port: int = 0,
         token: str = LOCAL_NOTION_TOKEN,
         rate_limit: float | None = None,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         _require_loopback(host)
         self.store_path = Path(store_path)
+        self.webhooks = webhooks or WebhookSender(subscription_file(store_path))  # .subscribe(url) to get events
         self.host = host
         self.token = token
         self.rate_limit = rate_limit
@@ -74,7 +78,7 @@ class LocalNotionServer:
     def start(self) -> LocalNotionServer:
         """Serve in a daemon thread; returns once the port accepts connections."""
         if self._server is None:
-            app = create_app(self.store_path, self.token, self.rate_limit)
+            app = create_app(self.store_path, self.token, self.rate_limit, self.webhooks)
             server = LoopbackServer(app, host=self.host, port=self._requested_port, name="local-notion")
             try:
                 server.start()
@@ -104,7 +108,11 @@ def serve_forever(
     token: str = LOCAL_NOTION_TOKEN,
     rate_limit: float | None = None,
 ) -> None:
-    """Blocking; for `vidgen notion serve`. Refuses a non-loopback host with ValueError."""
+    """Blocking; for `vidgen notion serve`. Refuses a non-loopback host with ValueError.
+    With VIDGEN_NOTION_WEBHOOK_URL set, that URL is subscribed to the page events."""
     _require_loopback(host)
-    app = create_app(Path(store_path), token, rate_limit)
+    webhooks = WebhookSender(subscription_file(store_path))
+    if url := os.environ.get(WEBHOOK_URL_ENV):
+        webhooks.subscribe(url)
+    app = create_app(Path(store_path), token, rate_limit, webhooks)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

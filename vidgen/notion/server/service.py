@@ -7,6 +7,7 @@ saves them inside one store transaction, so a rejected request leaves no trace.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 import binascii
 import json
 from typing import Any
@@ -36,6 +37,7 @@ from vidgen.notion.server.properties import (
 )
 from vidgen.notion.server.query import compile_filter, page_size_of, plan_sorts, run_query, stored_value
 from vidgen.notion.server.store import DatabaseRecord, DataSourceRecord, NotionStore, PageRecord
+from vidgen.notion.server.webhooks import WebhookSender
 
 STANDALONE_SCHEMA = Schema([PropertySchema(id="title", name="title", type="title")])  # pages under pages
 
@@ -97,8 +99,9 @@ def _container_parent(raw: Any, path: str) -> dict[str, Any]:
 
 
 class NotionService:
-    def __init__(self, store: NotionStore) -> None:
+    def __init__(self, store: NotionStore, webhooks: WebhookSender | None = None) -> None:
         self.store = store
+        self.webhooks = webhooks  # told about page changes once they are saved
 
     # ------------------------------------------------------------------------------- databases
     def create_database(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -313,6 +316,8 @@ class NotionService:
         with self.store.write() as tx:
             self._save_schema_growth(tx, data_source, schema)
             tx.put_page(page)
+        if self.webhooks:
+            self.webhooks.page_created(page)
         return self._page_response(page, data_source, None)
 
     def retrieve_page(self, raw_id: str, filter_properties: list[str]) -> dict[str, Any]:
@@ -323,6 +328,7 @@ class NotionService:
 
     def update_page(self, raw_id: str, body: dict[str, Any]) -> dict[str, Any]:
         page = self._page(raw_id)
+        before = replace(page)  # shallow copy: the edits below assign new values, never mutate them
         data_source = self.store.get_data_source(page.data_source_id) if page.data_source_id else None
         trash = _trash_flag(body)
         edits_content = any(body.get(k) is not None for k in ("properties", "icon", "cover"))
@@ -340,6 +346,8 @@ class NotionService:
         with self.store.write() as tx:
             self._save_schema_growth(tx, data_source, schema)
             tx.put_page(page)
+        if self.webhooks:
+            self.webhooks.page_updated(before, page)
         return self._page_response(page, data_source, None)
 
     def _page(self, raw_id: str) -> PageRecord:

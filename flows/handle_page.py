@@ -1,0 +1,93 @@
+"""handle-page: what a Notion webhook event starts. One page, read once, handled as the poll would.
+
+The event only names the page: `poll_page` re-reads it and classifies it by poll_once's own rules,
+and the poll's own tasks act on it (`start_video`, `apply_review`), so "never two runs for a page"
+holds whichever of the poll and the webhook sees the page first (start_video's live-run check and
+idempotency key). A page moved to the trash (or gone) has its live produce-video run cancelled.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
+from prefect.states import Cancelled, Cancelling
+from pydantic import BaseModel, Field
+
+from flows.poll_notion import LIVE_STATES, PRODUCE_DEPLOYMENT, apply_review, runs_for_page, start_video
+from tasks.notion import notion_gateway
+from vidgen.config import Paths
+from vidgen.pipeline import configured_channels
+from vidgen.polling import PollResult, poll_page
+
+HANDLE_PAGE_DEPLOYMENT = "handle-page/handle-page"
+# A run that has no process of its own right now is cancelled outright; one that has, is asked to stop.
+_NO_PROCESS = {StateType.SCHEDULED, StateType.PAUSED}
+
+
+class PageOutcome(BaseModel):
+    page_id: str
+    started: str | None = Field(default=None, description="id of the produce-video run started")
+    rejected: list[str] = Field(default_factory=list, description="reasons it was sent back to Draft")
+    review: str | None = Field(default=None, description="what became of a review decision")
+    cancelled: list[str] = Field(default_factory=list, description="runs stopped because the page is gone")
+    problems: list[str] = Field(default_factory=list)
+    notion_requests: int = 0
+
+
+@task(name="read-page", task_run_name="read {page_id}", tags=["notion"])
+def read_page(page_id: str) -> PollResult:
+    return poll_page(notion_gateway(), configured_channels(Paths.from_env().channels), page_id)
+
+
+@task(name="cancel-page-runs", task_run_name="cancel runs of {page_id}", tags=["notion"])
+def cancel_page_runs(page_id: str) -> list[str]:
+    """Stop every live produce-video run of a page that was deleted; their work has no page to go to."""
+    stopped: list[str] = []
+    with get_client(sync_client=True) as client:
+        for run in runs_for_page(page_id, LIVE_STATES):
+            if run.state_type is StateType.CANCELLING:
+                continue
+            message = "Its Notion page was deleted"
+            state = Cancelled(message=message) if run.state_type in _NO_PROCESS else Cancelling(message=message)
+            client.set_flow_run_state(run.id, state, force=True)
+            stopped.append(run.name)
+    return stopped
+
+
+@flow(name="handle-page", log_prints=True)
+def handle_page(page_id: str, deployment: str = PRODUCE_DEPLOYMENT) -> PageOutcome:
+    """Act on one Notion page as the poll would: start it, send it back, resume its gate, or stop its run."""
+    logger = get_run_logger()
+    channels = configured_channels(Paths.from_env().channels)
+    result = read_page(page_id)
+    outcome = PageOutcome(page_id=page_id, notion_requests=result.requests)
+    outcome.problems = ["; ".join(p.reasons) for p in result.problems]
+    if result.gone:
+        outcome.cancelled = cancel_page_runs(page_id)
+        logger.info("Page %s is gone; cancelled %s", page_id, outcome.cancelled or "nothing")
+        return outcome
+    by_value = {c.notion_value: c.id for c in channels.values()} | {c.id: c.id for c in channels.values()}
+    for rejected in result.rejected:
+        outcome.rejected = rejected.reasons
+        logger.warning("Sent back to Draft: %r: %s", rejected.entry.title, "; ".join(rejected.reasons))
+    for entry in result.to_start:
+        outcome.started = start_video(entry, by_value[entry.channel], deployment)
+    for request in result.decisions:
+        outcome.review = apply_review(request, by_value.get(request.entry.channel or ""))
+        logger.info("%r: %s", request.entry.title, outcome.review)
+    return outcome
+
+
+def dispatch_handle_page(page_id: str, event_type: str) -> None:
+    """The receiver's `dispatch`: start a `handle-page` deployment run and return at once (timeout=0)."""
+    run_deployment(
+        HANDLE_PAGE_DEPLOYMENT,
+        parameters={"page_id": page_id},
+        timeout=0,
+        as_subflow=False,
+        flow_run_name=f"{event_type} {page_id}"[:120],
+        # Not tagged page:<id>: start_video reads live runs with that tag as the page's video run.
+        tags=["webhook"],
+    )

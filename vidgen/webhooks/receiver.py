@@ -1,0 +1,235 @@
+"""The webhook receiver: `POST /webhooks/notion`, answered in milliseconds.
+
+It verifies, filters and deduplicates, then hands the page id to `dispatch` and answers; the work
+(reading the page, starting or resuming a run) happens elsewhere (a Prefect `handle-page` run).
+What each request gets:
+
+- unsigned `{"verification_token": ...}`: the token is stored (0600 file) and printed; the same token
+  again is fine, a different one is refused (409) unless `replace_token` is set;
+- body over 1 MB: 413; missing or wrong `X-Notion-Signature`: 401 and nothing else happens;
+- malformed JSON, or no `type`/`entity`: 400;
+- an event seen before (same `id`): 200, no second dispatch;
+- another data source, a type that does not matter here, or older than `max_event_age_s`: 200,
+  logged, ignored;
+- a page event: `dispatch(page_id, event_type)`, 200. If dispatch raises, the id is forgotten and
+  503 is answered, so Notion's retry gets another chance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from vidgen.config import Paths
+from vidgen.loopback import LoopbackServer
+from vidgen.webhooks.events import DATA_SOURCE_SCHEMA_UPDATED, PAGE_EVENT_TYPES, NotionWebhookEvent
+from vidgen.webhooks.signature import SIGNATURE_HEADER, verify_signature
+from vidgen.webhooks.store import SeenEvents, TokenConflict, VerificationTokenStore
+
+WEBHOOK_PATH = "/webhooks/notion"
+MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_EVENT_AGE_S = 3600.0
+CLOCK_SKEW_S = 300.0  # an event stamped a little in the future (another clock) is still accepted
+
+Dispatch = Callable[[str, str], None]
+"""dispatch(page_id, event_type): start the work for one page; must return quickly."""
+
+log = logging.getLogger(__name__)
+
+
+class ReceiverConfig(BaseModel):
+    """Where the receiver keeps its state and what it accepts."""
+
+    token_file: Path
+    events_db: Path
+    data_source_id: str | None = None  # None: accept events of any data source
+    replace_token: bool = False
+    max_event_age_s: float = DEFAULT_MAX_EVENT_AGE_S
+
+    @classmethod
+    def from_paths(cls, paths: Paths, **settings: Any) -> ReceiverConfig:
+        """State under VIDGEN_HOME: `notion-webhook-token` and `notion-webhook-events.sqlite`."""
+        return cls(
+            token_file=paths.home / "notion-webhook-token",
+            events_db=paths.home / "notion-webhook-events.sqlite",
+            **settings,
+        )
+
+
+def _answer(status: int, outcome: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"outcome": outcome, **extra}, status_code=status)
+
+
+async def _read_capped(request: Request) -> bytes | None:
+    """The body, or None when it is over MAX_BODY_BYTES (stops reading as soon as it is)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _verification_token(parsed: Any) -> str | None:
+    """The token of a verification request, which is the only unsigned body Notion sends."""
+    if isinstance(parsed, dict) and "type" not in parsed and isinstance(parsed.get("verification_token"), str):
+        return parsed["verification_token"]
+    return None
+
+
+class WebhookReceiver:
+    """The request handling, separate from HTTP so each rule reads in one place."""
+
+    def __init__(self, dispatch: Dispatch, config: ReceiverConfig, announce: Callable[[str], None] = print) -> None:
+        self.dispatch = dispatch
+        self.config = config
+        self.announce = announce
+        self.tokens = VerificationTokenStore(config.token_file)
+        self.seen = SeenEvents(config.events_db, retention_s=max(7 * 24 * 3600.0, 2 * config.max_event_age_s))
+
+    def close(self) -> None:
+        self.seen.close()
+
+    def verify(self, token: str) -> JSONResponse:
+        try:
+            fresh = self.tokens.save(token, replace=self.config.replace_token)
+        except TokenConflict as exc:
+            log.error("Notion webhook verification refused: %s", exc)
+            return _answer(409, "refused", detail=str(exc))
+        if fresh:
+            self.announce(
+                f"Notion webhook verification token: {token}\n"
+                f"  paste it into Notion (integration settings > Webhooks > Verify); saved in {self.tokens.path}"
+            )
+        return _answer(200, "verified" if fresh else "already verified")
+
+    def handle_event(self, raw: bytes, parsed: Any, signature: str | None) -> JSONResponse:
+        token = self.tokens.read()
+        if token is None:
+            log.warning("Notion webhook refused: no verification token is stored yet (subscribe first)")
+            return _answer(401, "unverified")
+        if not verify_signature(raw, signature, token):
+            log.warning("Notion webhook refused: missing or wrong %s", SIGNATURE_HEADER)
+            return _answer(401, "bad signature")
+        if not isinstance(parsed, dict) or "type" not in parsed or "entity" not in parsed:
+            return _answer(400, "malformed", detail="a Notion event is a JSON object with `type` and `entity`")
+        try:
+            event = NotionWebhookEvent.model_validate(parsed)
+        except ValidationError as exc:
+            return _answer(400, "malformed", detail=str(exc.errors(include_url=False)[:3]))
+        return self.act(event)
+
+    def _ignored_because(self, event: NotionWebhookEvent) -> str | None:
+        if event.type not in PAGE_EVENT_TYPES and event.type != DATA_SOURCE_SCHEMA_UPDATED:
+            return f"type {event.type} does not concern the pipeline"
+        wanted = self.config.data_source_id
+        source = event.data_source_id()
+        if wanted and source and source.replace("-", "") != wanted.replace("-", ""):
+            return f"data source {source} is not the pipeline's ({wanted})"
+        stamp = event.timestamp if event.timestamp.tzinfo else event.timestamp.replace(tzinfo=timezone.utc)
+        age = (datetime.now(timezone.utc) - stamp).total_seconds()
+        if age > self.config.max_event_age_s:
+            return f"older than {self.config.max_event_age_s:.0f} s ({timedelta(seconds=int(age))})"
+        if age < -CLOCK_SKEW_S:
+            return f"stamped {-age:.0f} s in the future"
+        return None
+
+    def act(self, event: NotionWebhookEvent) -> JSONResponse:
+        if reason := self._ignored_because(event):
+            log.info("Notion event %s (%s, %s) ignored: %s", event.id, event.type, event.entity.id, reason)
+            return _answer(200, "ignored", detail=reason)
+        if not self.seen.claim(event.id):
+            log.info("Notion event %s (attempt %d) seen before; not acted on again", event.id, event.attempt_number)
+            return _answer(200, "duplicate")
+        if event.type == DATA_SOURCE_SCHEMA_UPDATED:
+            log.warning(
+                "The Notion database's columns changed (event %s); run `uv run vidgen notion init` to check them", event.id
+            )
+            return _answer(200, "noted")
+        try:
+            self.dispatch(event.entity.id, event.type)
+        except Exception:
+            self.seen.release(event.id)
+            log.exception("Notion event %s for page %s could not be dispatched", event.id, event.entity.id)
+            return _answer(503, "dispatch failed")
+        return _answer(200, "dispatched", page_id=event.entity.id)
+
+
+def create_webhook_app(
+    dispatch: Dispatch, config: ReceiverConfig, *, announce: Callable[[str], None] = print
+) -> Starlette:
+    """The receiver as an ASGI app (`POST /webhooks/notion`); `app.state.receiver` is the handler."""
+    receiver = WebhookReceiver(dispatch, config, announce)
+
+    async def notion_webhook(request: Request) -> JSONResponse:
+        raw = await _read_capped(request)
+        if raw is None:
+            return _answer(413, "too large", detail=f"the limit is {MAX_BODY_BYTES} bytes")
+        try:
+            parsed: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            parsed = None
+        if (token := _verification_token(parsed)) is not None:
+            return await run_in_threadpool(receiver.verify, token)
+        return await run_in_threadpool(receiver.handle_event, raw, parsed, request.headers.get(SIGNATURE_HEADER))
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        receiver.close()
+
+    app = Starlette(routes=[Route(WEBHOOK_PATH, notion_webhook, methods=["POST"])], lifespan=lifespan)
+    app.state.receiver = receiver
+    return app
+
+
+class WebhookServer:
+    """The receiver served by uvicorn in a daemon thread (from `vidgen serve`); `.stop()` ends it."""
+
+    def __init__(self, app: Starlette, server: LoopbackServer) -> None:
+        self.app = app
+        self._server = server
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._server.host}]" if ":" in self._server.host else self._server.host
+        return f"http://{host}:{self._server.port}{WEBHOOK_PATH}"
+
+    def stop(self) -> None:
+        self._server.stop()
+        self.app.state.receiver.close()
+
+
+def start_webhook_server(
+    port: int,
+    dispatch: Dispatch,
+    config: ReceiverConfig,
+    *,
+    host: str = "127.0.0.1",
+    announce: Callable[[str], None] = print,
+) -> WebhookServer:
+    """Serve the receiver on `host:port` (0 = any free port) and return once it accepts requests.
+
+    It listens on loopback by default: expose it to Notion through an HTTPS reverse proxy or tunnel.
+    """
+    app = create_webhook_app(dispatch, config, announce=announce)
+    server = LoopbackServer(app, host=host, port=port, name="notion-webhooks", lifespan="off")
+    server.start()
+    return WebhookServer(app, server)
