@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger, runtime, unmapped
 from prefect.states import Cancelled, Completed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from blocks.automations import emit_card_error, emit_cost_threshold
 from flows.review import Revisions, check_redo, review_gate
 from tasks.notion import EntryGone, link_notion_page, read_entry, update_card
 from tasks.production import (
@@ -40,7 +41,8 @@ from vidgen.errors import ProviderError, VidgenError
 from vidgen.models import ReviewAction, Scene, Script, VideoEntry
 from vidgen.notion.errors import NotionNotFound
 from vidgen.pipeline import SCENE_PADDING_S, AssembledVideo, NarrationTrack, Production, VideoBrief, configured_channels
-from vidgen.statuses import GATES, NotionStatus as S
+from vidgen.previews import PreviewItem
+from vidgen.statuses import ERROR_STATUSES, GATES, NotionStatus as S
 
 RESTARTABLE = {S.ERROR_RETRIABLE, S.ERROR_API_FAILURE, S.ERROR_MANUAL_REVIEW, S.ERROR_INVALID_INPUT, S.REVIEW_REJECTED}
 
@@ -57,6 +59,7 @@ class VideoRun:
     def __init__(self, entry: VideoEntry, production: Production):
         self.card = entry
         self.production = production
+        self.spent_usd = 0.0  # the ledger's total when last looked at (for the budget alert)
 
     @property
     def brief(self) -> VideoBrief:
@@ -66,11 +69,27 @@ class VideoRun:
         self.card = update_card(self.card, status, round, **fields)
 
     def report(self, status: S, **fields: Any) -> None:
-        """Best-effort write on the failure path: a Notion failure must not hide the original error."""
+        """Best-effort write on the failure path: a Notion failure must not hide the original error.
+        An Error status is also an event, which the alert automation (`vidgen setup`) turns into a message."""
+        step = self.card.status
         try:
             self.update_card(status, **fields)
         except Exception as exc:
             get_run_logger().error("Could not write %r to Notion page %s: %s", status.value, self.card.page_id, exc)
+        if status in ERROR_STATUSES:
+            emit_card_error(
+                page_id=self.card.page_id, title=self.brief.title, channel_id=self.brief.channel_id, step=step,
+                status=status.value, reason=fields.get("error", ""), card_url=self.card.url or "",
+            )
+
+    def watch_budget(self, step: str) -> None:
+        """Raise the budget alert once, at the step whose spend crossed 80 % of the channel's budget."""
+        before, self.spent_usd = self.spent_usd, self.production.total_cost()
+        emit_cost_threshold(
+            page_id=self.card.page_id, title=self.brief.title, channel_id=self.brief.channel_id, step=step,
+            before_usd=before, after_usd=self.spent_usd, budget_usd=self.production.channel.budget.max_usd_per_video,
+            card_url=self.card.url or "",
+        )
 
 
 @flow(
@@ -144,8 +163,8 @@ def approved_images(video: VideoRun, scenes: list[Scene]) -> list[Path]:
     while True:
         video.update_card(S.ASSETS_GENERATING, revisions.round)
         images = generate_image.map(unmapped(video.production), scenes, revisions.of_scenes()).result()
-        rows = [{"scene": str(s.index + 1), "prompt": s.image_prompt, "file": str(p)} for s, p in zip(scenes, images)]
-        if reviewed(video, "assets", revisions, images, rows):
+        items = [PreviewItem(scene_number=s.index + 1, kind="image", path=p, caption=s.image_prompt) for s, p in zip(scenes, images)]
+        if reviewed(video, "assets", revisions, items):
             return images
 
 
@@ -162,8 +181,8 @@ def approved_clips(video: VideoRun, scenes: list[Scene], frames: list[Path], rev
     while True:
         video.update_card(S.VIDEOS_GENERATING, revisions.round)
         clips = animate_clip.map(unmapped(video.production), scenes, frames, revisions.of_scenes()).result()
-        rows = [{"scene": str(s.index + 1), "motion": s.motion_prompt, "file": str(p)} for s, p in zip(scenes, clips)]
-        if reviewed(video, "videos", revisions, clips, rows):
+        items = [PreviewItem(scene_number=s.index + 1, kind="video", path=p, caption=s.motion_prompt) for s, p in zip(scenes, clips)]
+        if reviewed(video, "videos", revisions, items):
             return clips
 
 
@@ -172,11 +191,8 @@ def approved_narration(video: VideoRun, scenes: list[Scene]) -> list[NarrationTr
     while True:
         video.update_card(S.AUDIO_GENERATING, revisions.round)
         tracks = narrate_scene.map(unmapped(video.production), scenes, revisions.of_scenes()).result()
-        rows = [
-            {"scene": str(s.index + 1), "length": f"{t.duration_s:.1f} s", "text": s.narration, "file": str(t.path)}
-            for s, t in zip(scenes, tracks)
-        ]
-        if reviewed(video, "audio", revisions, [t.path for t in tracks], rows):
+        items = [PreviewItem(scene_number=s.index + 1, kind="audio", path=t.path, caption=s.narration) for s, t in zip(scenes, tracks)]
+        if reviewed(video, "audio", revisions, items):
             return tracks
 
 
@@ -205,8 +221,12 @@ def approved_film(
         clip_revision = [approved + redo for approved, redo in zip(clip_revisions.counts, revisions.counts)]
         clips = animate_clip.map(unmapped(video.production), script.scenes, frames, clip_revision).result()
         film = assemble_video(video.production, script, clips, narration, sounds)
-        rows = [{"start (s)": f"{c.start_s:.1f}", "chapter": c.title, "file": str(film.video)} for c in film.chapters]
-        if reviewed(video, "final", revisions, [film.video], rows):
+        chapters = "; ".join(f"{c.start_s:.0f} s {c.title}" for c in film.chapters)
+        items = [
+            PreviewItem(kind="video", path=film.video, caption=f"{film.duration_s:.0f} s. Chapters: {chapters}"),
+            PreviewItem(kind="image", path=film.thumbnail, caption="Thumbnail"),
+        ]
+        if reviewed(video, "final", revisions, items):
             return film
 
 
@@ -214,15 +234,18 @@ def published(video: VideoRun, script: Script, film: AssembledVideo) -> str:
     video.update_card(S.REVIEW_APPROVED)
     video.update_card(S.UPLOADING, cost_usd=report_cost(video.production, "assembly"))
     upload = publish_video(video.production, script, film)
-    video.update_card(S.UPLOAD_COMPLETE, video_url=upload.url, cost_usd=report_cost(video.production, "upload"), error="")
+    # A refused captions track or thumbnail leaves the video published; the card says what did not stick.
+    video.update_card(S.UPLOAD_COMPLETE, video_url=upload.url, cost_usd=report_cost(video.production, "upload"),
+                      error="; ".join(upload.warnings))
     return upload.url
 
 
-def reviewed(video: VideoRun, gate: str, revisions: Revisions, files: list[Path], rows: list[dict[str, str]]) -> bool:
+def reviewed(video: VideoRun, gate: str, revisions: Revisions, items: list[PreviewItem]) -> bool:
     """Hold the stage at its gate until a reviewer decides: True to go on; False after recording a redo
     (the caller makes the named scenes again); a rejection without scenes ends the video."""
     video.update_card(GATES[gate], revisions.round)
-    verdict = review_gate(video.production, gate, revisions.round, files, rows)
+    video.watch_budget(GATES[gate].value)
+    verdict = review_gate(video.production, video.card.url, gate, revisions, items)
     if verdict.action is ReviewAction.APPROVE:
         return True
     if not verdict.redo:

@@ -351,6 +351,7 @@ class Production:
             description=script.description[:4500],
             tags=list(dict.fromkeys([*yt.tags, *script.tags]))[:30],
             chapters=video.chapters,
+            duration_s=video.duration_s,
             category_id=yt.category_id,
             privacy=yt.privacy,
             made_for_kids=yt.made_for_kids,

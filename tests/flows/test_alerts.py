@@ -64,7 +64,6 @@ def _wait_for(received: list[dict], text: str) -> dict:
     raise AssertionError(f"no alert with {text!r} within {ALERT_WAIT_S} s; received: {received}")
 
 
-@pytest.mark.parametrize("prefect_server", ["sqlite"], indirect=True)
 def test_setup_twice_makes_each_automation_once_and_a_failed_run_is_reported(prefect_api, webhook):
     from prefect import flow
     from prefect.client.orchestration import get_client

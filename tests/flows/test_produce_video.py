@@ -56,6 +56,7 @@ class Recorder:
         self.calls: list[tuple] = []
         self.cards: list[tuple] = []
         self.gates: list[tuple[str, int]] = []
+        self.shown: list[tuple] = []
         self.decisions = decisions
         for name in ("generate_image", "compose_frame", "animate_clip", "narrate_scene", "design_sound"):
             monkeypatch.setattr(pv, name, StepTask(name.replace("_", "-"), self.calls))
@@ -64,7 +65,7 @@ class Recorder:
         monkeypatch.setattr(pv, "get_run_logger", lambda: logging.getLogger("test"))
         monkeypatch.setattr(pv, "write_script", lambda production: SCRIPT)
         monkeypatch.setattr(pv, "assemble_video", self.assemble)
-        monkeypatch.setattr(pv, "publish_video", lambda production, script, film: SimpleNamespace(url="file:///v.mp4"))
+        monkeypatch.setattr(pv, "publish_video", lambda production, script, film: SimpleNamespace(url="file:///v.mp4", warnings=[]))
         monkeypatch.setattr(pv, "report_cost", lambda production, step: 0.0)
         monkeypatch.setattr(pv, "link_notion_page", lambda card: None)
         monkeypatch.setattr(pv, "flow_run_url", lambda: None)
@@ -73,8 +74,9 @@ class Recorder:
         self.cards.append((status, round, fields))
         return card
 
-    def review_gate(self, production, gate, round, files, rows):
-        self.gates.append((gate, round))
+    def review_gate(self, production, card_url, gate, revisions, items):
+        self.gates.append((gate, revisions.round))
+        self.shown.append((gate, revisions.round, [i.scene_number for i in revisions.shown(items)]))
         pending = self.decisions.get(gate, [])
         return pending.pop(0) if pending else ReviewVerdict(action=ReviewAction.APPROVE)
 
@@ -88,8 +90,11 @@ class Recorder:
 
 
 def video_run() -> pv.VideoRun:
-    production = SimpleNamespace(workspace=SimpleNamespace(root=Path("/ws")), brief=SimpleNamespace(title="T"))
-    card = SimpleNamespace(notion_status=S.PROCESSING, page_id="p")
+    production = SimpleNamespace(
+        workspace=SimpleNamespace(root=Path("/ws")), brief=SimpleNamespace(title="T", channel_id="c"),
+        total_cost=lambda: 0.0, channel=SimpleNamespace(budget=SimpleNamespace(max_usd_per_video=5.0)),
+    )
+    card = SimpleNamespace(notion_status=S.PROCESSING, page_id="p", url="https://notion.so/p")
     return pv.VideoRun(card, production)
 
 
@@ -121,6 +126,8 @@ def test_a_redo_makes_just_the_named_scenes_again_and_returns_to_the_same_gate(m
     assert [g for g in rec.gates if g[0] in ("assets", "audio")] == [("assets", 1), ("assets", 2), ("audio", 1), ("audio", 2), ("audio", 3)]
     # each round writes its statuses under its own round, so a redo shows on the board again
     assert (S.ASSETS_GENERATING, 2, {}) in rec.cards and (S.ASSETS_READY, 2, {}) in rec.cards
+    # a redo round shows the reviewer just the scenes made again
+    assert [s for s in rec.shown if s[0] == "audio"] == [("audio", 1, [1, 2, 3]), ("audio", 2, [1, 3]), ("audio", 3, [3])]
     # composites are made from the approved images only
     assert [c for c in rec.calls if c[0] == "compose-frame"] == [("compose-frame", 0, 0), ("compose-frame", 1, 0), ("compose-frame", 2, 0)]
 
@@ -167,5 +174,19 @@ def test_a_gate_the_channel_turns_off_is_not_held(monkeypatch):
     monkeypatch.setattr(review, "publish_review", lambda *a: published.append(a))
     monkeypatch.setattr(review, "suspend_flow_run", lambda **kw: pytest.fail("a gate that is off must not suspend"))
     channel = SimpleNamespace(id="c", review=SimpleNamespace(gate=lambda name: SimpleNamespace(enabled=False)))
-    verdict = review.review_gate(SimpleNamespace(channel=channel), "assets", 1, [], [])
+    verdict = review.review_gate(SimpleNamespace(channel=channel), None, "assets", Revisions(1), [])
     assert verdict.action is ReviewAction.APPROVE and verdict.notes == "gate off" and not published
+
+
+def test_the_budget_alert_is_raised_at_the_gate_whose_stage_crossed_80_percent(monkeypatch):
+    import blocks.automations as automations
+
+    emitted = []
+    monkeypatch.setattr(automations, "emit_event", lambda name, **kw: emitted.append((name, kw["resource"]["vidgen.step"])))
+    rec = Recorder(monkeypatch, {})
+    video = video_run()
+    spend = iter([1.0, 3.0, 4.5, 4.6])  # after images, clips, narration, the final cut; the budget is $5
+    video.production.total_cost = lambda: next(spend)
+    pv.make_video(video)
+    assert emitted == [(automations.COST_THRESHOLD_EVENT, "Audio Ready")]
+    assert rec.gates[-1] == ("final", 1)

@@ -47,9 +47,13 @@ def _prepare() -> Paths:
     return paths
 
 
-def setup() -> None:
-    """Register the Prefect blocks and concurrency limits (idempotent: run it again after editing)."""
+def setup(
+    alerts_url: str = typer.Option(None, help="Slack or JSON webhook URL for alerts (default: $VIDGEN_ALERTS_URL)"),
+) -> None:
+    """Register the Prefect blocks, concurrency limits and alert automations (idempotent: run it again after editing)."""
     _prepare()
+    if alerts_url:
+        os.environ["VIDGEN_ALERTS_URL"] = alerts_url
     from blocks.config import register
 
     for line in register():
@@ -59,10 +63,16 @@ def setup() -> None:
 def serve(
     poll_interval: int = typer.Option(60, help="seconds between Notion polls"),
     limit: int = typer.Option(20, help="videos produced at once by this process"),
+    webhook_port: int = typer.Option(None, help="also receive Notion webhooks on this port (POST /webhooks/notion)"),
+    replace_webhook_token: bool = typer.Option(False, help="accept a new Notion verification token in place of the stored one"),
 ) -> None:
-    """Serve the poll-notion (scheduled) and produce-video deployments from this process (no work pool)."""
+    """Serve the poll-notion (scheduled), produce-video and handle-page deployments from this process (no work pool)."""
     _prepare()
+    from blocks.automations import HEARTBEAT_FREQUENCY_S
+
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
+    # Runs send heartbeats; the zombie automation (`vidgen setup`) marks a run Crashed when they stop.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_FREQUENCY_S))
     # Prefect's server runs without CSRF protection by default; asking for a token costs every new
     # client (one per task run's lease renewal) a refused round trip.
     os.environ.setdefault("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
@@ -78,8 +88,28 @@ def serve(
             "[yellow]Prefect's server runs on SQLite (VIDGEN_PREFECT_DATABASE=sqlite): fine for a video or two at "
             "once; tagged tasks wait on \"database is locked\" retries beyond that. Unset it to use PostgreSQL.[/]"
         )
-    console.print(f"Serving [bold]poll-notion[/] (every {poll_interval} s) and [bold]produce-video[/]; Ctrl+C stops.")
-    prefect_serve(*served_deployments(poll_interval=poll_interval), limit=limit)
+    hooks = _start_webhooks(webhook_port, replace_webhook_token) if webhook_port else None
+    console.print(f"Serving [bold]poll-notion[/] (every {poll_interval} s), [bold]produce-video[/] and [bold]handle-page[/]; Ctrl+C stops.")
+    try:
+        prefect_serve(*served_deployments(poll_interval=poll_interval), limit=limit)
+    finally:
+        if hooks is not None:
+            hooks.stop()
+
+
+def _start_webhooks(port: int, replace_token: bool):
+    """The Notion webhook receiver in this process: events become handle-page runs."""
+    from flows.handle_page import dispatch_handle_page
+    from vidgen.config import notion_settings
+    from vidgen.webhooks import ReceiverConfig, start_webhook_server
+
+    settings = notion_settings()
+    if settings is None or not settings.data_source_id:
+        fail("Notion is not configured: run `uv run vidgen notion init` before receiving its webhooks")
+    config = ReceiverConfig.from_paths(Paths.from_env(), data_source_id=settings.data_source_id, replace_token=replace_token)
+    hooks = start_webhook_server(port, dispatch_handle_page, config, host="127.0.0.1")
+    console.print(f"Receiving Notion webhooks at [cyan]{hooks.url}[/] (expose it over HTTPS to subscribe from Notion)")
+    return hooks
 
 
 def run(
