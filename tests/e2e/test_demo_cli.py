@@ -42,6 +42,7 @@ def test_demo_makes_a_video_per_sample_channel_then_reuses_everything(tmp_path):
         VIDGEN_CHANNELS_DIR=str(_short_channels(tmp_path / "channels")),
         VIDGEN_PREFECT_PORT=str(_free_port()),
         VIDGEN_NOTION_PORT=str(_free_port()),
+        VIDGEN_WEBHOOK_PORT=str(_free_port()),
         COLUMNS="200",
     )
 
@@ -55,6 +56,8 @@ def test_demo_makes_a_video_per_sample_channel_then_reuses_everything(tmp_path):
         for gate in ("the images", "the animated clips", "the narration", "the finished video"):
             assert f"Reviewer approves {gate}" in out
         assert "Upload Complete" in out and "Done in" in out and "Prefect UI: http://127.0.0.1:" in out
+        assert out.count("after it was queued (via webhook)") == 2, out[-6000:]
+        assert "On the Notion page of" in out and "Images — round 1" in out  # the previews a reviewer sees
 
         videos = sorted((tmp_path / "workspaces").glob("*/*/final/*.mp4"))
         assert len(videos) == 2, videos

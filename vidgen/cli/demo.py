@@ -1,13 +1,16 @@
 """`vidgen demo`: the whole product on this machine, from an empty directory to finished videos.
 
-It starts what is missing (local Notion server, Prefect server, a `vidgen serve` worker), creates the
-database and one entry per sample channel, then plays the poller and a human reviewer: every gate is
-approved by writing Review = Approve on the Notion page, exactly as a person would, so the runs really
-suspend and resume. A second `vidgen demo` reuses everything that is already there.
+It starts what is missing (PostgreSQL, Prefect's server, the local Notion server, a `vidgen serve`
+worker that also receives Notion's webhooks), creates the database and one entry per sample channel,
+then plays a human reviewer: every gate is approved by writing Review = Approve on the Notion page,
+exactly as a person would, after showing the previews the page holds. Entries start and decisions
+reach their suspended runs through webhooks, within seconds; a poll runs behind them as the safety
+net. A second `vidgen demo` reuses everything that is already there.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +29,9 @@ GATE_WORDS = {
     S.READY_FOR_REVIEW: "the finished video",
 }
 DONE = {S.UPLOAD_COMPLETE, S.REVIEW_REJECTED, *ERROR_STATUSES}
-DEMO_IDLE_POLL_S = 30  # a poll after this long without news, to notice runs that ended badly
+DEMO_IDLE_POLL_S = 30  # the safety-net poll: runs that ended badly, events that never arrived
+UNHANDLED_REVIEW_S = 15  # a decision still on the card this long after it was made: the poll hands it over
+WEBHOOK_PORT = int(os.environ.get("VIDGEN_WEBHOOK_PORT", "8766"))
 
 
 def _quiet_prefect_console() -> None:
@@ -120,6 +125,7 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
     from vidgen.cli.notion_cmds import board
     from vidgen.stack import start_worker
     from vidgen.notion.gateway import NotionGateway
+    from vidgen.notion.server.webhooks import request_subscription
     from vidgen.pipeline import configured_channels
 
     started = time.monotonic()
@@ -127,49 +133,64 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
     _ensure_notion(paths)
     for line in register():
         _say(f"Prefect: {line}")
-    # The demo plays the poller itself, right after each change it makes; the worker's scheduled
-    # poll-notion would only add a second poller (hourly keeps the deployment, not the noise).
-    worker = start_worker(paths, extra_env={"PREFECT_RUNNER_POLL_FREQUENCY": "2"}, args=["--poll-interval", "3600"])
+    # Entries and decisions reach Prefect through Notion's webhooks (the local server sends them like
+    # Notion does; the worker receives them); the demo polls only as the safety net behind them.
+    worker = start_worker(
+        paths, extra_env={"PREFECT_RUNNER_POLL_FREQUENCY": "2"},
+        args=["--poll-interval", "3600", "--webhook-port", str(WEBHOOK_PORT)],
+    )
     try:
         with console.status("Starting the worker (vidgen serve)..."):
             _wait_for_worker()
-        _say("Worker is serving the [bold]poll-notion[/] and [bold]produce-video[/] deployments")
-        gateway = NotionGateway.from_settings(notion_settings(paths))
+        settings = notion_settings(paths)
+        hook_url = f"http://127.0.0.1:{WEBHOOK_PORT}/webhooks/notion"
+        request_subscription(settings.base_url, settings.token, hook_url)
+        _say(f"Worker is serving [bold]poll-notion[/], [bold]produce-video[/] and [bold]handle-page[/]; "
+             f"the local Notion server sends its webhooks to {hook_url}")
+        gateway = NotionGateway.from_settings(settings)
         entries = {e.page_id: e for e in _demo_entries(gateway, configured_channels(paths.channels), fresh)}
+        queued_at = {page_id: time.monotonic() for page_id, e in entries.items() if e.notion_status is S.QUEUED}
         seen: dict[str, str] = {}
+        shown_blocks: dict[str, int] = {}
+        decided_at: dict[str, float] = {}
+        started_by_poll: list[str] = []
         deadline = started + timeout_min * 60
-        # In production the served poll-notion runs every minute; the demo runs the same poll flow
-        # itself, but only when the board has news for it (new entries, a reviewer's decision) or
-        # after a quiet spell, so its polls do not compete with the videos for the Prefect server.
-        poll_due, last_poll = True, 0.0
+        last_poll = time.monotonic()
         with console.status("Producing...") as spinner:
             while True:
-                if poll_due or time.monotonic() - last_poll > DEMO_IDLE_POLL_S:
+                stale_review = any(time.monotonic() - t > UNHANDLED_REVIEW_S for t in decided_at.values())
+                if stale_review or time.monotonic() - last_poll > DEMO_IDLE_POLL_S:
                     summary = poll_notion()
-                    poll_due, last_poll = False, time.monotonic()
+                    last_poll = time.monotonic()
+                    decided_at.clear()
+                    started_by_poll.extend(summary.started)
                     for title in summary.started:
-                        _say(f"Poller started a produce-video run for [bold]{title}[/]")
+                        _say(f"Poll (safety net) started a produce-video run for [bold]{title}[/]")
                     for line in summary.resumed:
-                        _say(f"Poller resumed: {line}")
+                        _say(f"Poll (safety net) resumed: {line}")
                 for page_id in entries:
                     entry = entries[page_id] = gateway.get_entry(page_id)
+                    if page_id in queued_at and entry.notion_status not in (S.QUEUED, None):
+                        how = "by the poll" if any(entry.title in line for line in started_by_poll) else "via webhook"
+                        _say(f"[bold]{entry.title}[/] was picked up {time.monotonic() - queued_at.pop(page_id):.1f} s after it was queued ({how})")
                     if seen.get(page_id) != entry.status:
                         seen[page_id] = entry.status
                         _say(f"[bold]{entry.title}[/]: {entry.status}" + (f" — {entry.error}" if entry.error else ""))
+                    if not entry.review:
+                        decided_at.pop(page_id, None)
                     status = entry.notion_status
                     if status in GATE_WORDS and not entry.review and runs_for_page(page_id, [StateType.PAUSED]):
+                        _show_previews(gateway, entry, shown_blocks)
                         gateway.update_entry(entry, review="Approve", review_notes="Looks good (demo reviewer)")
-                        poll_due = True
+                        decided_at[page_id] = time.monotonic()
                         _say(f"👤 Reviewer approves {GATE_WORDS[status]} of [bold]{entry.title}[/] in Notion (Review = Approve)")
-                # a decision stays on the card until a poll hands it to its run (the run may still be pausing)
-                poll_due = poll_due or any(e.review for e in entries.values())
                 if all(e.notion_status in DONE for e in entries.values()):
                     break
                 if time.monotonic() > deadline:
                     fail(f"the demo did not finish within {timeout_min:g} minutes; see .vidgen/logs/serve.log and the Prefect UI")
                 elapsed = time.monotonic() - started
                 spinner.update(f"Producing... {elapsed:.0f} s")
-                time.sleep(2)
+                time.sleep(1)
     finally:
         worker.terminate()
         try:
@@ -184,6 +205,19 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
     console.print("The Prefect and local Notion servers keep running for you to explore; `uv run vidgen down` stops them.")
     if any(e.notion_status is not S.UPLOAD_COMPLETE for e in entries.values()):
         fail("not every demo video was published; the board above says why")
+
+
+def _show_previews(gateway, entry: VideoEntry, shown: dict[str, int]) -> None:
+    """What the reviewer sees on the page: the gate's previews, as they were added to the page body."""
+    from vidgen.previews import describe_page_blocks
+
+    lines = describe_page_blocks(gateway, entry.page_id)
+    new = lines[shown.get(entry.page_id, 0):]
+    shown[entry.page_id] = len(lines)
+    if new:
+        _say(f"On the Notion page of [bold]{entry.title}[/] the reviewer sees:")
+        for line in new:
+            console.print(f"      {line}", highlight=False, markup=False)
 
 
 def _report(entries: list[VideoEntry], paths: Paths) -> None:
