@@ -1,7 +1,8 @@
 """Does Prefect's concurrency machinery deliver the throughput the limits allow?
 
-Starts its own Prefect server (temporary PREFECT_HOME; SQLite, or a throwaway PostgreSQL database
-made from `test` at 127.0.0.1:5432 and dropped afterwards), creates the tag limits and the
+Starts its own Prefect server with the product's `vidgen.stack` (temporary PREFECT_HOME; the
+embedded PostgreSQL by default, SQLite, or a throwaway database made from `test` at 127.0.0.1:5432
+with `external-postgres`), creates the tag limits and the
 `notion-api` rate limit exactly as `vidgen setup` does (`blocks.config.concurrency_config()` numbers,
 the same client calls), then makes `--videos` videos for each of `--channels` channels with fake,
 time-scaled providers. Nothing talks to Notion or to a provider: each step sleeps its seed latency x
@@ -9,7 +10,7 @@ time-scaled providers. Nothing talks to Notion or to a provider: each step sleep
 
 Per video, in the order of `flows.produce_video.make_video`: 1 Notion read and 11 status writes (tag
 `notion`, each also takes a slot of the `notion-api` rate limit through the product's
-`tasks.notion.PrefectPacedLimiter`), 1 script (`gemini`), N images (`gemini`), N composites (no tag),
+`tasks.notion.PrefectRateLimit`), 1 script (`gemini`), N images (`gemini`), N composites (no tag),
 N clips (`kling`), N narrations and N sound effects (`elevenlabs`), 1 assembly (no tag). Paid steps
 use the product's retry options (`tasks.retry.paid_step_options`), Notion steps the product's task
 options (`tasks.notion.NOTION_TASK`), and the flow the product's task runner (6 threads per video).
@@ -59,7 +60,7 @@ prefect/server/api/concurrency_limits_v2.py, and measured with this script):
 - Each video's ~12 Notion writes are sequential and each waits for a `notion` slot and a
   `notion-api` slot: seconds per write on every video's critical path.
 
-    uv run python scripts/bench_orchestration.py [--database sqlite|postgres] [--mode serve|threads]
+    uv run python scripts/bench_orchestration.py [--database postgres|sqlite|external-postgres] [--mode serve|threads]
         [--videos 20] [--channels 3] [--scenes 6] [--scale 0.03] [--profile baseline|tuned]
 """
 
@@ -73,7 +74,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -82,7 +82,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,9 +91,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from blocks.config import concurrency_config
-from tasks.notion import NOTION_TASK, PrefectPacedLimiter
+from tasks.notion import NOTION_TASK, PrefectRateLimit
 from tasks.retry import paid_step_options
-from vidgen.notion.ratelimit import TokenBucket
+from vidgen.stack import EmbeddedPostgres, PrefectServer, free_port, start_prefect_server, stop_process
+from vidgen.stack import wait_until as stack_wait
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -348,15 +349,15 @@ def instrument_api_calls(records: str) -> None:
     httpx.Client.send = attempt_sync_send
 
 
-_pacer: PrefectPacedLimiter | None = None
+_pacer: PrefectRateLimit | None = None
 
 
-def notion_pacer() -> PrefectPacedLimiter:
-    """The product's limiter: this process's 3/s token bucket plus a slot of the server's `notion-api`."""
+def notion_pacer() -> PrefectRateLimit:
+    """The product's pacer in flows: a slot of the server's `notion-api` rate limit per request."""
     global _pacer
     with _pacer_lock:
         if _pacer is None:
-            _pacer = PrefectPacedLimiter(TokenBucket(), concurrency_config().notion_rate_limit.name)
+            _pacer = PrefectRateLimit(concurrency_config().notion_rate_limit.name)
         return _pacer
 
 
@@ -484,35 +485,44 @@ def worker_threads(plans_file: Path, limit: int) -> None:
 # The stack: a Prefect server on a temporary home, and the worker.
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(check, timeout_s: float, what: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.3)
-    raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}\n{log.read_text(errors='replace')[-3000:]}")
+    stack_wait(check, what, timeout_s=timeout_s, proc=proc, log=log)
 
 
-def stop(proc: subprocess.Popen | None) -> None:
-    """SIGTERM the process group the bench started, then SIGKILL what is left."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+@dataclass
+class Stack:
+    home: Path
+    env: dict[str, str]
+    server: PrefectServer | None = None
+    worker: subprocess.Popen | None = None
+    logs: list[Path] = field(default_factory=list)
+
+
+@contextmanager
+def prefect_stack(database: str, home: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """Prefect's server as the product starts it (`vidgen.stack`): on an embedded PostgreSQL of its
+    own (the default), on SQLite, or on the PostgreSQL at 127.0.0.1:5432 (`external-postgres`)."""
+    pg = None
+    with ExitStack() as cleanup:
+        if database == "postgres":
+            pg = EmbeddedPostgres(home / "postgres").start()
+            cleanup.callback(pg.stop)
+            pg.ensure_database("prefect")
+            db_url = pg.url("prefect", driver="asyncpg")
+        elif database == "external-postgres":
+            db_url = cleanup.enter_context(postgres_database())
+        else:
+            db_url = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+        server = start_prefect_server(home, free_port(), db_url, ui=False,
+                                      extra_env={"PREFECT_LOGGING_LEVEL": "WARNING", **extra_env})
+        stack = Stack(home=home, env={**server.env, "PREFECT_LOGGING_LEVEL": "WARNING", "VIDGEN_RETRY_DELAYS": "0,0", **extra_env},
+                      server=server, logs=[server.log])
+        try:
+            yield stack
+        finally:
+            if stack.worker is not None:
+                stop_process(stack.worker)
+            server.stop()
 
 
 @contextmanager
@@ -527,59 +537,6 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@dataclass
-class Stack:
-    home: Path
-    env: dict[str, str]
-    server: subprocess.Popen | None = None
-    worker: subprocess.Popen | None = None
-    logs: list[Path] = field(default_factory=list)
-
-
-@contextmanager
-def prefect_stack(database: str, home: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
-    import httpx
-
-    port = free_port()
-    env = {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"),
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "VIDGEN_RETRY_DELAYS": "0,0",
-        **extra_env,
-    }
-    with postgres_database() if database == "postgres" else _sqlite(home) as db_url:
-        stack = Stack(home=home, env=env)
-        log = home / "server.log"
-        stack.logs.append(log)
-        server_env = {**os.environ, **env, "PREFECT_API_DATABASE_CONNECTION_URL": db_url, "PREFECT_UI_ENABLED": "false"}
-        with open(log, "wb") as out:
-            stack.server = subprocess.Popen(
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, env=server_env, start_new_session=True,
-            )
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        try:
-            wait_until(healthy, 120, "the Prefect server", stack.server, log)
-            yield stack
-        finally:
-            stop(stack.worker)
-            stop(stack.server)
-
-
-@contextmanager
-def _sqlite(home: Path) -> Iterator[str]:
-    yield f"sqlite+aiosqlite:///{home / 'prefect.db'}"
 
 
 def start_worker(stack: Stack, args: argparse.Namespace, plans_file: Path) -> None:
@@ -932,7 +889,7 @@ def analyse(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database", choices=("postgres", "sqlite", "external-postgres"), default="postgres")
     parser.add_argument("--mode", choices=("serve", "threads"), default="serve", help="see the docstring (default serve)")
     parser.add_argument("--videos", type=int, default=20, help="videos per channel (default 20)")
     parser.add_argument("--channels", type=int, default=3, help="channels (default 3)")

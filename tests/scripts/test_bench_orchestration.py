@@ -1,4 +1,4 @@
-"""Smoke test for scripts/bench_orchestration.py: a tiny run on a real Prefect server (SQLite)."""
+"""Smoke test for scripts/bench_orchestration.py: a tiny run on a real Prefect server (the embedded default)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ SCRIPT = REPO / "scripts" / "bench_orchestration.py"
 def test_tiny_run_never_exceeds_a_tag_limit() -> None:
     result = subprocess.run(
         [
-            sys.executable, str(SCRIPT), "--database", "sqlite", "--videos", "1", "--channels", "2",
+            sys.executable, str(SCRIPT), "--videos", "1", "--channels", "2",
             "--scenes", "2", "--scale", "0.005", "--limit", "4", "--timeout", "240",
         ],
         cwd=REPO, capture_output=True, text=True, timeout=420,
