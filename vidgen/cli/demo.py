@@ -66,7 +66,7 @@ def _ensure_notion(paths: Paths) -> None:
         except StackError as exc:
             fail(str(exc))
         _say(f"Local Notion server: [cyan]{base}[/]")
-    init(parent_page_id=None, token=None, base_url=None)
+    init(parent_page_id=None, token=None, base_url=None, webhook_url=None)
 
 
 def _demo_entries(gateway, channels, fresh: bool) -> list[VideoEntry]:
