@@ -436,7 +436,7 @@ def recorded_approval(workspace: Workspace, gate: str, content: str) -> Approval
 
 
 def record_approval(workspace: Workspace, gate: str, content: str, notes: str = "") -> None:
-    from vidgen.workspace import atomic_write_text
+    from vidgen.files import atomic_write_text
 
     approval = Approval(gate=gate, content=content, notes=notes, at=datetime.now(timezone.utc))
     atomic_write_text(approval_file(workspace, gate), approval.model_dump_json(indent=2))

@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pydantic import BaseModel, Field
 
 from vidgen.errors import InvalidInputError
+from vidgen.files import atomic_path
 from vidgen.media.captions import build_chapters, build_cues, write_srt
 from vidgen.media.ffmpeg import FFmpegError, StreamInfo, ffmpeg_exe, probe, run_ffmpeg
 from vidgen.models import Chapter
@@ -505,13 +506,12 @@ def _render_watermark(text: str, height: int, out_path: Path) -> Path:
 
 # --- the whole assembly -------------------------------------------------------------------------
 def _atomic_move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.part")
-    if src.stat().st_dev == dst.parent.stat().st_dev:
-        os.replace(src, tmp)
-    else:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """Move a finished file from the work folder into place (copying when it is another filesystem)."""
+    with atomic_path(dst) as tmp:
+        if src.stat().st_dev == dst.parent.stat().st_dev:
+            os.replace(src, tmp)
+        else:
+            shutil.copyfile(src, tmp)
 
 
 def assemble(request: AssemblyRequest, *, progress: Callable[[int, int], None] | None = None) -> AssemblyResult:

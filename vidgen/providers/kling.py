@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
+from vidgen.files import atomic_path
 from vidgen.providers.base import ClipRequest, ClipResult, Cost
 from vidgen.providers.imagehost import ImageHost, create_image_host
 from vidgen.providers.kie import looks_like_content_policy, read_envelope, send
@@ -206,30 +205,24 @@ class KlingClient:
 
     def download(self, url: str, out_path: Path) -> Path:
         """Stream a result file to `out_path` (atomically: a broken transfer leaves nothing behind)."""
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                request = self._client.build_request("GET", url)
-                response = send(self._client, request, provider=PROVIDER, stream=True)
-                try:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise classify_http(
-                            response.status_code, f"downloading {url}: {response.text[:200]}", provider=PROVIDER
-                        )
-                    for chunk in response.iter_bytes(1 << 20):
-                        f.write(chunk)
-                except httpx.TransportError as e:
-                    raise RetriableError(f"download of {url} broke off: {e}", provider=PROVIDER) from e
-                finally:
-                    response.close()
-            if tmp.stat().st_size == 0:
+        with atomic_path(out_path) as tmp, tmp.open("wb") as f:
+            request = self._client.build_request("GET", url)
+            response = send(self._client, request, provider=PROVIDER, stream=True)
+            try:
+                if response.status_code >= 400:
+                    response.read()
+                    raise classify_http(
+                        response.status_code, f"downloading {url}: {response.text[:200]}", provider=PROVIDER
+                    )
+                for chunk in response.iter_bytes(1 << 20):
+                    f.write(chunk)
+            except httpx.TransportError as e:
+                raise RetriableError(f"download of {url} broke off: {e}", provider=PROVIDER) from e
+            finally:
+                response.close()
+            f.flush()
+            if f.tell() == 0:
                 raise ApiFailureError(f"downloaded clip from {url} is empty", provider=PROVIDER)
-            os.replace(tmp, out_path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return out_path
 
     def close(self) -> None:
@@ -348,22 +341,19 @@ def normalise_clip(path: Path, width: int, height: int) -> float:
         raise ApiFailureError(f"Kling's clip {path.name} has no video stream", provider=PROVIDER)
     if video.codec == "h264" and (video.width, video.height) == (width, height) and info.audio is None:
         return info.duration_s
-    tmp = path.with_name(f".{path.stem}.normalised{path.suffix}")
     vf = (
         f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
         f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1"
     )
     try:
-        run_ffmpeg(
-            ["-i", str(path), "-an", "-vf", vf, "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
-             "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)],
-            what=f"normalising {path.name}",
-        )
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            run_ffmpeg(
+                ["-i", str(path), "-an", "-vf", vf, "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+                 "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)],
+                what=f"normalising {path.name}",
+            )
     except FFmpegError as e:
         raise ApiFailureError(f"could not normalise Kling's clip {path.name}: {e}", provider=PROVIDER) from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return probe(path).duration_s
 
 
