@@ -22,10 +22,9 @@ from vidgen.channels import Channel, load_channels
 from vidgen.config import Paths
 from vidgen.errors import InvalidInputError, NeedsReviewError
 from vidgen.ledger import CostLedger
-from vidgen.models import Chapter, Scene, Script
+from vidgen.models import Chapter, Cost, Scene, Script, WordTiming
 from vidgen.providers.base import (
     ClipRequest,
-    Cost,
     ImageRequest,
     NarrationRequest,
     PublishRequest,
@@ -34,7 +33,6 @@ from vidgen.providers.base import (
     SoundRequest,
     VideoMetadata,
     VoiceSpec,
-    WordTiming,
 )
 from vidgen.providers.registry import ProviderSet, providers_for
 from vidgen.providers.settings import ProviderSettings

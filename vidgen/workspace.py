@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vidgen.files import atomic_write_text
-from vidgen.providers.base import Cost
+from vidgen.models import Cost
 
 SUBDIRS = ("assets", "composites", "videos", "audio", "sfx", "final")
 

@@ -25,7 +25,7 @@ from vidgen.media.assembly import (
 from vidgen.media.captions import parse_srt
 from vidgen.media.ffmpeg import count_frames, decode_audio, extract_frame, ffmpeg_exe, probe
 from vidgen.media.synthetic import make_ambience, make_clip, make_color_clip, make_speech, speech_timings, to_mp3
-from vidgen.providers.base import WordTiming
+from vidgen.models import WordTiming
 
 W, H = 640, 360
 TEXTS = [

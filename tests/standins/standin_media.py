@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw
 
 from vidgen.files import atomic_path
 from vidgen.media.ffmpeg import run_ffmpeg
-from vidgen.providers.base import NarrationRequest, VoiceSpec, WordTiming
+from vidgen.models import WordTiming
+from vidgen.providers.base import NarrationRequest, VoiceSpec
 from vidgen.providers.local.narration import LocalNarrator
 
 GEMINI_IMAGE_SIZE = (1344, 768)  # what Gemini 2.5 Flash Image answers for aspectRatio 16:9

@@ -36,8 +36,7 @@ from vidgen.errors import InvalidInputError
 from vidgen.files import atomic_path
 from vidgen.media.captions import build_chapters, build_cues, write_srt
 from vidgen.media.ffmpeg import FFmpegError, StreamInfo, ffmpeg_exe, probe, run_ffmpeg
-from vidgen.models import Chapter
-from vidgen.providers.base import WordTiming
+from vidgen.models import Chapter, WordTiming
 
 log = logging.getLogger(__name__)
 

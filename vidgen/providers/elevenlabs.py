@@ -40,14 +40,8 @@ from vidgen.errors import (
     parse_retry_after,
 )
 from vidgen.files import atomic_write_bytes
-from vidgen.providers.base import (
-    Cost,
-    NarrationRequest,
-    NarrationResult,
-    SoundRequest,
-    SoundResult,
-    WordTiming,
-)
+from vidgen.models import Cost, WordTiming
+from vidgen.providers.base import NarrationRequest, NarrationResult, SoundRequest, SoundResult
 from vidgen.providers.settings import ProviderSettings
 
 PROVIDER = "elevenlabs"

@@ -49,14 +49,8 @@ from vidgen.errors import (
     parse_retry_after,
 )
 from vidgen.files import atomic_write_bytes
-from vidgen.models import Script
-from vidgen.providers.base import (
-    Cost,
-    ImageRequest,
-    ImageResult,
-    ScriptRequest,
-    ScriptResult,
-)
+from vidgen.models import Cost, Script
+from vidgen.providers.base import ImageRequest, ImageResult, ScriptRequest, ScriptResult
 from vidgen.providers.settings import ProviderSettings
 
 PROVIDER = "gemini"

@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
 from vidgen.files import atomic_path
-from vidgen.providers.base import ClipRequest, ClipResult, Cost
+from vidgen.models import Cost
+from vidgen.providers.base import ClipRequest, ClipResult
 from vidgen.providers.imagehost import ImageHost, create_image_host
 from vidgen.providers.kie import looks_like_content_policy, read_envelope, send
 from vidgen.providers.settings import ProviderSettings

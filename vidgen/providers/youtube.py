@@ -32,7 +32,8 @@ from sqlalchemy import Engine, create_engine
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
 from vidgen.ledger import QuotaExceeded, QuotaLedger
-from vidgen.providers.base import Cost, PublishRequest, PublishResult, VideoMetadata
+from vidgen.models import Cost
+from vidgen.providers.base import PublishRequest, PublishResult, VideoMetadata
 from vidgen.providers.settings import ProviderSettings
 from vidgen.providers.youtube_auth import PROVIDER, TokenStore, reauth_hint
 

@@ -30,7 +30,8 @@ from vidgen.errors import InvalidInputError
 from vidgen.files import atomic_path
 from vidgen.media.composite import cover
 from vidgen.media.ffmpeg import FFmpegError, ffmpeg_exe
-from vidgen.providers.base import ClipRequest, ClipResult, Cost
+from vidgen.models import Cost
+from vidgen.providers.base import ClipRequest, ClipResult
 from vidgen.providers.settings import ProviderSettings
 
 CLIP_SIZE = (1920, 1080)

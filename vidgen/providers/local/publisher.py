@@ -22,7 +22,8 @@ from vidgen.channels import Channel
 from vidgen.errors import InvalidInputError
 from vidgen.files import atomic_path, atomic_write_text
 from vidgen.media.captions import chapter_lines
-from vidgen.providers.base import Cost, PublishRequest, PublishResult, VideoMetadata
+from vidgen.models import Cost
+from vidgen.providers.base import PublishRequest, PublishResult, VideoMetadata
 from vidgen.providers.settings import ProviderSettings
 
 METADATA_FILE = "metadata.json"
