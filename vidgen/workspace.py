@@ -121,10 +121,6 @@ class Workspace:
         atomic_write_text(self._entry_file(key), entry.model_dump_json(indent=2))
         return entry
 
-    def invalidate(self, key: str) -> None:
-        """Forget `key` so the next run makes it again (a reviewer asked for a redo)."""
-        self._entry_file(key).unlink(missing_ok=True)
-
     def entries(self) -> list[ManifestEntry]:
         folder = self.root / "manifest"
         if not folder.is_dir():
