@@ -306,7 +306,6 @@ class Production:
                 work_dir=self.workspace.root / ".assembly",
                 basename=_slug(self.brief.title) or "video",
                 title=script.title,
-                watermark=self.channel.style.watermark,
             )
         )
         video = AssembledVideo(
