@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from dotenv import dotenv_values, set_key
 from pydantic import BaseModel, Field
@@ -15,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_NOTION_TOKEN = "secret_local_vidgen"  # the local server's token; a real workspace has its own
 DEFAULT_LOCAL_NOTION_PORT = int(os.environ.get("VIDGEN_NOTION_PORT", "8765"))  # the local server's port
+LOCAL_NOTION_BASE_URL = f"http://127.0.0.1:{DEFAULT_LOCAL_NOTION_PORT}"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 # Shared by the settings read from the environment: exact (upper-case) names, and an empty variable
@@ -61,11 +64,16 @@ class NotionSettings(BaseModel):
 
     @property
     def is_local(self) -> bool:
-        return bool(self.base_url) and any(h in self.base_url for h in ("127.0.0.1", "localhost", "[::1]"))
+        return is_loopback_url(self.base_url)
 
 
-class _NotionEnvironment(BaseSettings):
-    """NOTION_* from the environment, else from the saved notion.env (pydantic-settings' own precedence)."""
+def is_loopback_url(url: str | None) -> bool:
+    """An address on this machine: where the local Notion server listens (it refuses anything else)."""
+    return bool(url) and urlparse(url).hostname in LOOPBACK_HOSTS
+
+
+class NotionEnvironment(BaseSettings):
+    """NOTION_* from the environment; with `_env_file=` also from a saved notion.env (the environment wins)."""
 
     model_config = ENVIRONMENT_CONFIG
 
@@ -92,7 +100,30 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
 def notion_settings(paths: Paths | None = None) -> NotionSettings | None:
     """Environment variables override the saved `.vidgen/notion.env`; None when no token is known."""
     paths = paths or Paths.from_env()
-    env = _NotionEnvironment(_env_file=paths.notion_env_file)
+    env = NotionEnvironment(_env_file=paths.notion_env_file)
     if not env.token:
         return None
     return NotionSettings(token=env.token, base_url=env.base_url, data_source_id=env.data_source_id)
+
+
+def notion_target(paths: Paths, *, token: str | None = None, base_url: str | None = None) -> NotionSettings:
+    """Which Notion `vidgen notion init` sets up (and so which local server a command must start).
+
+    The first of these that names a token or an address is taken as a whole, so a token from one place
+    is never sent to an address from another: the options, the NOTION_TOKEN / NOTION_BASE_URL
+    environment variables, the saved notion.env, and last the local server on its default port. An
+    address on this machine without a token is a local server, whose token is LOCAL_NOTION_TOKEN.
+    Raises ValueError for any other address without a token.
+    """
+    env = NotionEnvironment()
+    saved = read_env_file(paths.notion_env_file)
+    sources = ((token, base_url), (env.token, env.base_url), (saved.get("NOTION_TOKEN"), saved.get("NOTION_BASE_URL")))
+    chosen_token, chosen_url = next(((t, u) for t, u in sources if t or u), (None, LOCAL_NOTION_BASE_URL))
+    chosen_url = chosen_url or None
+    if not chosen_token:
+        if not is_loopback_url(chosen_url):
+            raise ValueError(
+                f"{chosen_url} is not a local Notion server, so it needs a token: give --token or set NOTION_TOKEN"
+            )
+        chosen_token = LOCAL_NOTION_TOKEN
+    return NotionSettings(token=chosen_token, base_url=chosen_url)
