@@ -45,7 +45,6 @@ def test_costs_add_up_and_nothing_is_counted_twice(engine):
     assert not ledger.record(page_id=page, channel_id="wild", step="images", item="image/0", provider="gemini", units=1, unit="image", usd=0.039)
     assert ledger.total_for(page) == pytest.approx(3 * 0.039 + 0.13)
     assert [l.item for l in ledger.lines_for(page)] == ["image/0", "image/1", "image/2", "clip/0"]
-    assert ledger.totals_by_channel()["wild"] >= 0.247
 
 
 def test_quota_defers_the_seventh_upload_of_a_day(engine):

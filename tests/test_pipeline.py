@@ -12,17 +12,9 @@ from vidgen.channels import load_channels
 from vidgen.config import Paths
 from vidgen.errors import ApiFailureError
 from vidgen.ledger import CostLedger
-from vidgen.models import Scene, Script
+from vidgen.models import Cost, Scene, Script, WordTiming
 from vidgen.pipeline import Production, VideoBrief, content_fingerprint, record_approval, recorded_approval
-from vidgen.providers.base import (
-    ClipResult,
-    Cost,
-    ImageResult,
-    NarrationResult,
-    ScriptResult,
-    SoundResult,
-    WordTiming,
-)
+from vidgen.providers.base import ClipResult, ImageResult, NarrationResult, ScriptResult, SoundResult
 from vidgen.providers.registry import ProviderSet
 from vidgen.workspace import Workspace
 

@@ -8,12 +8,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
-from pydantic import BaseModel
+from dotenv import dotenv_values, set_key
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-NOTION_ENV_KEYS = ("NOTION_TOKEN", "NOTION_BASE_URL", "NOTION_DATA_SOURCE_ID")
 LOCAL_NOTION_TOKEN = "secret_local_vidgen"  # the local server's token; a real workspace has its own
 DEFAULT_LOCAL_NOTION_PORT = int(os.environ.get("VIDGEN_NOTION_PORT", "8765"))  # the local server's port
+LOCAL_NOTION_BASE_URL = f"http://127.0.0.1:{DEFAULT_LOCAL_NOTION_PORT}"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+# Shared by the settings read from the environment: exact (upper-case) names, and an empty variable
+# counts as unset, so `VIDGEN_HOME=` or an empty line in notion.env falls back to the default.
+ENVIRONMENT_CONFIG = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore")
+
+
+class _PathsEnvironment(BaseSettings):
+    model_config = ENVIRONMENT_CONFIG
+
+    home: Path = Field(Path(".vidgen"), validation_alias="VIDGEN_HOME")
+    channels: Path = Field(Path("channels"), validation_alias="VIDGEN_CHANNELS_DIR")
+    workspaces: Path = Field(Path("workspaces"), validation_alias="VIDGEN_WORKSPACES")
 
 
 class Paths(BaseModel):
@@ -23,12 +40,9 @@ class Paths(BaseModel):
 
     @classmethod
     def from_env(cls) -> Paths:
-        home = Path(os.environ.get("VIDGEN_HOME", ".vidgen")).resolve()
-        return cls(
-            home=home,
-            channels=Path(os.environ.get("VIDGEN_CHANNELS_DIR", "channels")).resolve(),
-            workspaces=Path(os.environ.get("VIDGEN_WORKSPACES", "workspaces")).resolve(),
-        )
+        """VIDGEN_HOME, VIDGEN_CHANNELS_DIR and VIDGEN_WORKSPACES, made absolute against the working directory."""
+        env = _PathsEnvironment()
+        return cls(home=env.home.resolve(), channels=env.channels.resolve(), workspaces=env.workspaces.resolve())
 
     @property
     def notion_env_file(self) -> Path:
@@ -50,36 +64,66 @@ class NotionSettings(BaseModel):
 
     @property
     def is_local(self) -> bool:
-        return bool(self.base_url) and any(h in self.base_url for h in ("127.0.0.1", "localhost", "[::1]"))
+        return is_loopback_url(self.base_url)
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """An address on this machine: where the local Notion server listens (it refuses anything else)."""
+    return bool(url) and urlparse(url).hostname in LOOPBACK_HOSTS
+
+
+class NotionEnvironment(BaseSettings):
+    """NOTION_* from the environment; with `_env_file=` also from a saved notion.env (the environment wins)."""
+
+    model_config = ENVIRONMENT_CONFIG
+
+    token: str | None = Field(None, validation_alias="NOTION_TOKEN")
+    base_url: str | None = Field(None, validation_alias="NOTION_BASE_URL")
+    data_source_id: str | None = Field(None, validation_alias="NOTION_DATA_SOURCE_ID")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                values[key.strip()] = value.strip()
-    return values
+    """The KEY=value pairs of a dotenv file (empty when it does not exist)."""
+    if not path.is_file():
+        return {}
+    return {key: value or "" for key, value in dotenv_values(path).items()}
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Set `values` in the dotenv file, keeping its other keys; the file stays private (0600): it holds a token."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    merged = {**read_env_file(path), **values}
-    path.write_text("".join(f"{k}={v}\n" for k, v in merged.items()), encoding="utf-8")
+    for key, value in values.items():
+        set_key(path, key, value)
     path.chmod(0o600)
 
 
 def notion_settings(paths: Paths | None = None) -> NotionSettings | None:
     """Environment variables override the saved `.vidgen/notion.env`; None when no token is known."""
     paths = paths or Paths.from_env()
-    saved = read_env_file(paths.notion_env_file)
-    merged = {k: os.environ.get(k) or saved.get(k) for k in NOTION_ENV_KEYS}
-    if not merged["NOTION_TOKEN"]:
+    env = NotionEnvironment(_env_file=paths.notion_env_file)
+    if not env.token:
         return None
-    return NotionSettings(
-        token=merged["NOTION_TOKEN"],
-        base_url=merged["NOTION_BASE_URL"] or None,
-        data_source_id=merged["NOTION_DATA_SOURCE_ID"] or None,
-    )
+    return NotionSettings(token=env.token, base_url=env.base_url, data_source_id=env.data_source_id)
+
+
+def notion_target(paths: Paths, *, token: str | None = None, base_url: str | None = None) -> NotionSettings:
+    """Which Notion `vidgen notion init` sets up (and so which local server a command must start).
+
+    The first of these that names a token or an address is taken as a whole, so a token from one place
+    is never sent to an address from another: the options, the NOTION_TOKEN / NOTION_BASE_URL
+    environment variables, the saved notion.env, and last the local server on its default port. An
+    address on this machine without a token is a local server, whose token is LOCAL_NOTION_TOKEN.
+    Raises ValueError for any other address without a token.
+    """
+    env = NotionEnvironment()
+    saved = read_env_file(paths.notion_env_file)
+    sources = ((token, base_url), (env.token, env.base_url), (saved.get("NOTION_TOKEN"), saved.get("NOTION_BASE_URL")))
+    chosen_token, chosen_url = next(((t, u) for t, u in sources if t or u), (None, LOCAL_NOTION_BASE_URL))
+    chosen_url = chosen_url or None
+    if not chosen_token:
+        if not is_loopback_url(chosen_url):
+            raise ValueError(
+                f"{chosen_url} is not a local Notion server, so it needs a token: give --token or set NOTION_TOKEN"
+            )
+        chosen_token = LOCAL_NOTION_TOKEN
+    return NotionSettings(token=chosen_token, base_url=chosen_url)

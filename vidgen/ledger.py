@@ -147,13 +147,6 @@ class CostLedger:
             ).all()
         return [CostLine(*row) for row in rows]
 
-    def totals_by_channel(self) -> dict[str, float]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(cost_entries.c.channel_id, func.sum(cost_entries.c.usd)).group_by(cost_entries.c.channel_id)
-            ).all()
-        return {channel: round(float(total), 4) for channel, total in rows}
-
 
 class QuotaExceeded(Exception):
     """Today's YouTube quota for a channel is spent; carries when it resets (UTC midnight, Pacific in reality)."""

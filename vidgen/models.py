@@ -10,6 +10,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from vidgen.statuses import NotionStatus
 
 
+class Cost(BaseModel):
+    """What one call cost. Local providers cost 0.00."""
+
+    usd: float = 0.0
+    units: float = 0.0
+    unit: str = ""  # "image", "clip", "characters", "tokens", "upload"
+
+
+class WordTiming(BaseModel):
+    """When one narrated word is spoken, in seconds from the start of its audio (drives captions)."""
+
+    word: str
+    start_s: float
+    end_s: float
+
+
 class Priority(StrEnum):
     LOW = "Low"
     NORMAL = "Normal"

@@ -21,10 +21,9 @@ from vidgen.channels import Channel, load_channels
 from vidgen.config import Paths
 from vidgen.errors import InvalidInputError, NeedsReviewError
 from vidgen.ledger import CostLedger
-from vidgen.models import Chapter, Scene, Script
+from vidgen.models import Chapter, Cost, Scene, Script, WordTiming
 from vidgen.providers.base import (
     ClipRequest,
-    Cost,
     ImageRequest,
     NarrationRequest,
     PublishRequest,
@@ -33,7 +32,6 @@ from vidgen.providers.base import (
     SoundRequest,
     VideoMetadata,
     VoiceSpec,
-    WordTiming,
 )
 from vidgen.providers.registry import ProviderSet, providers_for
 from vidgen.providers.settings import ProviderSettings
@@ -330,7 +328,6 @@ class Production:
                 work_dir=self.workspace.root / ".assembly",
                 basename=_slug(self.brief.title) or "video",
                 title=script.title,
-                watermark=self.channel.style.watermark,
             )
         )
         video = AssembledVideo(
@@ -441,7 +438,7 @@ def recorded_approval(workspace: Workspace, gate: str, content: str) -> Approval
 
 
 def record_approval(workspace: Workspace, gate: str, content: str, notes: str = "") -> None:
-    from vidgen.workspace import atomic_write_text
+    from vidgen.files import atomic_write_text
 
     approval = Approval(gate=gate, content=content, notes=notes, at=datetime.now(timezone.utc))
     atomic_write_text(approval_file(workspace, gate), approval.model_dump_json(indent=2))

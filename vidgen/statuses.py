@@ -1,4 +1,4 @@
-"""The Notion status board: 26 options, 9 internal states, and the legal moves between them.
+"""The Notion status board: its 26 options and the legal moves between them.
 
 The table is the one in `shared/seeds/story-2.3-notion-entries.md` (sections 1.2 and 6.4). Notion is
 the user's control panel, so a status is a promise to a person: the transition table exists so that
@@ -49,64 +49,7 @@ class NotionStatus(StrEnum):
             return None
 
 
-class TaskState(StrEnum):
-    """The 9 internal states the 26 board columns collapse into."""
-
-    DRAFT = "draft"
-    PENDING = "pending"
-    PROCESSING = "processing"
-    AWAITING_REVIEW = "awaiting_review"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    RETRY = "retry"
-
-
 S = NotionStatus
-
-# One row per status, exactly as the seed's NOTION_TO_INTERNAL_STATUS table.
-STATUS_TO_STATE: dict[NotionStatus, TaskState] = {
-    S.DRAFT: TaskState.DRAFT,
-    S.READY_FOR_PLANNING: TaskState.DRAFT,
-    S.QUEUED: TaskState.PENDING,
-    S.PROCESSING: TaskState.PROCESSING,
-    S.ASSETS_GENERATING: TaskState.PROCESSING,
-    S.ASSETS_READY: TaskState.PROCESSING,
-    S.COMPOSITES_CREATING: TaskState.PROCESSING,
-    S.COMPOSITES_READY: TaskState.PROCESSING,
-    S.VIDEOS_GENERATING: TaskState.PROCESSING,
-    S.VIDEOS_READY: TaskState.PROCESSING,
-    S.AUDIO_GENERATING: TaskState.PROCESSING,
-    S.AUDIO_READY: TaskState.PROCESSING,
-    S.SFX_GENERATING: TaskState.PROCESSING,
-    S.SFX_READY: TaskState.PROCESSING,
-    S.ASSEMBLING_VIDEO: TaskState.PROCESSING,
-    S.READY_FOR_REVIEW: TaskState.AWAITING_REVIEW,
-    S.UNDER_REVIEW: TaskState.AWAITING_REVIEW,
-    S.REVIEW_APPROVED: TaskState.APPROVED,
-    S.REVIEW_REJECTED: TaskState.REJECTED,
-    S.UPLOADING: TaskState.PROCESSING,
-    S.UPLOAD_COMPLETE: TaskState.COMPLETED,
-    S.ERROR_INVALID_INPUT: TaskState.FAILED,
-    S.ERROR_API_FAILURE: TaskState.FAILED,
-    S.ERROR_RETRIABLE: TaskState.RETRY,
-    S.ERROR_MANUAL_REVIEW: TaskState.FAILED,
-    S.ARCHIVED: TaskState.COMPLETED,
-}
-
-# The seed's reverse table: the column a bare internal state is shown in.
-STATE_TO_STATUS: dict[TaskState, NotionStatus] = {
-    TaskState.DRAFT: S.DRAFT,
-    TaskState.PENDING: S.QUEUED,
-    TaskState.PROCESSING: S.PROCESSING,
-    TaskState.AWAITING_REVIEW: S.READY_FOR_REVIEW,
-    TaskState.APPROVED: S.REVIEW_APPROVED,
-    TaskState.REJECTED: S.REVIEW_REJECTED,
-    TaskState.COMPLETED: S.UPLOAD_COMPLETE,
-    TaskState.FAILED: S.ERROR_MANUAL_REVIEW,
-    TaskState.RETRY: S.ERROR_RETRIABLE,
-}
 
 ERROR_STATUSES: frozenset[NotionStatus] = frozenset(
     {S.ERROR_INVALID_INPUT, S.ERROR_API_FAILURE, S.ERROR_RETRIABLE, S.ERROR_MANUAL_REVIEW}
@@ -148,10 +91,6 @@ GATE_REDO: dict[NotionStatus, NotionStatus] = {
     S.UNDER_REVIEW: S.ASSEMBLING_VIDEO,
 }
 REVIEW_STATUSES: frozenset[NotionStatus] = frozenset({*GATES.values(), S.UNDER_REVIEW})
-
-
-def state_of(status: NotionStatus) -> TaskState:
-    return STATUS_TO_STATE[status]
 
 
 def _build_transitions() -> dict[NotionStatus, frozenset[NotionStatus]]:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from vidgen.providers.base import Cost
+from vidgen.files import atomic_write_text
+from vidgen.models import Cost
 
 SUBDIRS = ("assets", "composites", "videos", "audio", "sfx", "final")
 
@@ -56,18 +55,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Workspace:
@@ -133,10 +120,6 @@ class Workspace:
         )
         atomic_write_text(self._entry_file(key), entry.model_dump_json(indent=2))
         return entry
-
-    def invalidate(self, key: str) -> None:
-        """Forget `key` so the next run makes it again (a reviewer asked for a redo)."""
-        self._entry_file(key).unlink(missing_ok=True)
 
     def entries(self) -> list[ManifestEntry]:
         folder = self.root / "manifest"

@@ -105,6 +105,44 @@ def test_init_defaults_to_the_local_server_address(vidgen_env: Path, monkeypatch
     assert saved == {"NOTION_TOKEN": LOCAL_NOTION_TOKEN, "NOTION_BASE_URL": "http://127.0.0.1:8765", "NOTION_DATA_SOURCE_ID": "ds-1"}
 
 
+def test_init_uses_notion_base_url_alone_for_a_local_server_on_its_port(
+    vidgen_env: Path, server: LocalNotionServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not server.base_url.endswith(":8765")  # a port of the user's choosing, not the default
+    monkeypatch.setenv("NOTION_BASE_URL", server.base_url)  # and no NOTION_TOKEN
+    result = _run("notion", "init")
+    assert result.exit_code == 0, result.output
+    assert "Created the Video Pipeline database" in _flat(result.stdout)
+    saved = read_env_file(Paths.from_env().notion_env_file)
+    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (LOCAL_NOTION_TOKEN, server.base_url)
+    assert _gateway().list_entries() == []  # the saved database is on that server
+
+
+def test_init_uses_base_url_option_alone_for_a_local_server(vidgen_env: Path, server: LocalNotionServer) -> None:
+    result = _run("notion", "init", "--base-url", server.base_url)
+    assert result.exit_code == 0, result.output
+    saved = read_env_file(Paths.from_env().notion_env_file)
+    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (LOCAL_NOTION_TOKEN, server.base_url)
+
+
+def test_init_environment_wins_over_the_saved_settings_as_a_whole(
+    vidgen_env: Path, server: LocalNotionServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save("secret_real_workspace", "")  # an earlier init against real Notion
+    monkeypatch.setenv("NOTION_BASE_URL", server.base_url)
+    result = _run("notion", "init")
+    assert result.exit_code == 0, result.output  # the real token was not sent to the local server
+    saved = read_env_file(Paths.from_env().notion_env_file)
+    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (LOCAL_NOTION_TOKEN, server.base_url)
+
+
+def test_init_for_a_remote_address_without_a_token_says_so(vidgen_env: Path) -> None:
+    result = _run("notion", "init", "--base-url", "https://notion-proxy.example.com")
+    assert result.exit_code == 1
+    assert "https://notion-proxy.example.com is not a local Notion server, so it needs a token" in _flat(result.stderr)
+    assert not Paths.from_env().notion_env_file.exists()
+
+
 def test_init_for_real_notion_needs_a_parent_page(vidgen_env: Path) -> None:
     result = _run("notion", "init", "--token", "secret_real")
     assert result.exit_code == 1
@@ -242,7 +280,8 @@ def test_unreachable_server_is_one_line(vidgen_env: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert _flat(result.stderr).startswith(
-        f"error: Notion at {url} is not reachable — start it with `uv run vidgen notion serve` or check NOTION_BASE_URL"
+        f"error: Notion at {url} is not reachable — start it with `uv run vidgen notion serve --port {url.rsplit(':', 1)[1]}` "
+        "or check NOTION_BASE_URL"
     )
 
 

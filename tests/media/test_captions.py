@@ -20,7 +20,7 @@ from vidgen.media.captions import (
     write_srt,
 )
 from vidgen.media.synthetic import speech_timings
-from vidgen.providers.base import WordTiming
+from vidgen.models import WordTiming
 
 NARRATION = (
     "In the winter of 1812, the Grande Armée retreated from Moscow through snow and ice. "

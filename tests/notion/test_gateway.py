@@ -301,13 +301,14 @@ def test_shared_limiter_paces_requests(server: LocalNotionServer, channels: dict
 
 
 def test_unreachable_server_is_one_actionable_line() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
     gw = NotionGateway("tok", base_url=url, data_source_id="ds", limiter=TokenBucket.unlimited(), retry=FAST)
     with pytest.raises(NotionUnavailable) as info:
         gw.find_work()
     message = str(info.value)
-    assert message.startswith(
-        f"Notion at {url} is not reachable — start it with `uv run vidgen notion serve` or check NOTION_BASE_URL"
+    assert message.startswith(  # the port to serve on is the one in the address
+        f"Notion at {url} is not reachable — start it with `uv run vidgen notion serve --port {port}` or check NOTION_BASE_URL"
     )
     assert "\n" not in message
     assert gw.requests_sent == FAST.attempts

@@ -60,7 +60,7 @@ def test_persistent_5xx_becomes_unavailable_after_the_attempts() -> None:
         gw.list_entries()
     assert len(seen) == FAST.attempts
     message = str(info.value)
-    assert "Notion at http://127.0.0.1:9 is not reachable — start it with `uv run vidgen notion serve`" in message
+    assert "Notion at http://127.0.0.1:9 is not reachable — start it with `uv run vidgen notion serve --port 9`" in message
     assert "\n" not in message
 
 

@@ -163,7 +163,7 @@ def test_narration_writes_the_mp3_and_times_every_word(api, narrator, tmp_path, 
     assert result.duration_s == pytest.approx(last.end_s)
     assert all(w.start_s < w.end_s for w in result.words)
     assert all(a.end_s <= b.start_s for a, b in zip(result.words, result.words[1:]))
-    assert not list(result.path.parent.glob("*.part"))
+    assert not list(result.path.parent.glob("*.part*"))
 
 
 def test_narration_cost_is_per_character(api, settings, channel, tmp_path, mp3):

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vidgen.files import atomic_path
 from vidgen.media.ffmpeg import run_ffmpeg
-from vidgen.providers.base import NarrationRequest, VoiceSpec, WordTiming
+from vidgen.models import WordTiming
+from vidgen.providers.base import NarrationRequest, VoiceSpec
 from vidgen.providers.local.narration import LocalNarrator
 
 GEMINI_IMAGE_SIZE = (1344, 768)  # what Gemini 2.5 Flash Image answers for aspectRatio 16:9
@@ -45,14 +47,13 @@ def gemini_png(seed: int, size: tuple[int, int] = GEMINI_IMAGE_SIZE) -> bytes:
 def kling_mp4(out: Path, seconds: int, size: tuple[int, int] = KLING_SIZE) -> Path:
     """A real H.264 clip as Kling delivers it: 1920x1080, 24 fps, no audio (testsrc2, low bitrate)."""
     width, height = size
-    tmp = out.with_name(f".{out.name}.part.mp4")
-    run_ffmpeg(
-        ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=24:duration={seconds}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "400k", "-pix_fmt", "yuv420p",
-         "-movflags", "+faststart", str(tmp)],
-        what="making the stand-in Kling clip",
-    )
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        run_ffmpeg(
+            ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=24:duration={seconds}",
+             "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "400k", "-pix_fmt", "yuv420p",
+             "-movflags", "+faststart", str(tmp)],
+            what="making the stand-in Kling clip",
+        )
     return out
 
 

@@ -16,10 +16,12 @@ from vidgen.channels import Channel, ChannelConfigError, channel_for_notion_valu
 from vidgen.cli.common import console, fail
 from vidgen.config import (
     DEFAULT_LOCAL_NOTION_PORT,
+    LOCAL_NOTION_BASE_URL,
     LOCAL_NOTION_TOKEN,
     NotionSettings,
     Paths,
     notion_settings,
+    notion_target,
     write_env_file,
 )
 from vidgen.models import Priority, VideoEntry
@@ -29,8 +31,6 @@ from vidgen.notion.schema import DATABASE_TITLE
 from vidgen.polling import PollResult, poll_once
 from vidgen.statuses import IllegalTransition, NotionStatus
 from vidgen.validation import validate_entry
-
-LOCAL_BASE_URL = f"http://127.0.0.1:{DEFAULT_LOCAL_NOTION_PORT}"
 
 notion_app = typer.Typer(help="The Notion side: the local server and the Video Pipeline database.", no_args_is_help=True)
 
@@ -106,29 +106,28 @@ def serve(
         fail(str(exc))
 
 
-def _init_target(token: str | None, base_url: str | None, saved: NotionSettings | None) -> NotionSettings:
-    """Which Notion to set up: explicit options, else what was saved before, else the local server."""
-    if token or base_url:
-        return NotionSettings(token=token or LOCAL_NOTION_TOKEN, base_url=base_url or None)
-    if saved is not None:
-        return NotionSettings(token=saved.token, base_url=saved.base_url)
-    return NotionSettings(token=LOCAL_NOTION_TOKEN, base_url=LOCAL_BASE_URL)
-
-
 @notion_app.command("init")
 def init(
     parent_page_id: str | None = typer.Option(None, "--parent-page-id", help="page to create the database in (real Notion)"),
     token: str | None = typer.Option(None, "--token", help="integration token (default: the local server's)"),
-    base_url: str | None = typer.Option(None, "--base-url", help=f"Notion API address (default: {LOCAL_BASE_URL})"),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help=f"Notion API address (default: NOTION_BASE_URL, the saved one, or {LOCAL_NOTION_BASE_URL})"
+    ),
     webhook_url: str | None = typer.Option(
         None, "--webhook-url", help="local server: send page events to this receiver (e.g. http://127.0.0.1:8787/webhooks/notion)"
     ),
 ) -> None:
-    """Create the Video Pipeline database (or reuse the saved one) and save the settings."""
+    """Create the Video Pipeline database (or reuse the saved one) and save the settings.
+
+    A local address alone (`--base-url` or NOTION_BASE_URL) is enough: the local server's token is known.
+    """
     paths = Paths.from_env()
     channels = _channels(paths)
     saved = notion_settings(paths)
-    target = _init_target(token, base_url, saved)
+    try:
+        target = notion_target(paths, token=token, base_url=base_url)
+    except ValueError as exc:
+        fail(str(exc))
     if not target.is_local and not parent_page_id and not (saved and saved.data_source_id):
         fail("real Notion needs --parent-page-id: a page shared with your integration, to hold the database")
     reusable = (

@@ -33,10 +33,10 @@ from PIL import Image, ImageDraw, ImageFont
 from pydantic import BaseModel, Field
 
 from vidgen.errors import InvalidInputError
+from vidgen.files import atomic_path
 from vidgen.media.captions import build_chapters, build_cues, write_srt
 from vidgen.media.ffmpeg import FFmpegError, StreamInfo, ffmpeg_exe, probe, run_ffmpeg
-from vidgen.models import Chapter
-from vidgen.providers.base import WordTiming
+from vidgen.models import Chapter, WordTiming
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,6 @@ class AssemblyRequest(BaseModel):
     ambience_db: float = -18.0  # gain on the sound bed before mixing; ducking comes on top while speaking
     duck: bool = True
     title: str
-    watermark: str = ""
     crossfade_s: float = Field(default=0.5, ge=0)  # ambience overlap between neighbouring scenes
     max_slowdown: float = Field(default=1.25, ge=1.0)  # a short clip is slowed at most this much, then held
     x264_preset: str = "veryfast"
@@ -233,7 +232,7 @@ def _check_sound(index: int, sound: Path) -> None:
         raise _invalid(f"scene {index}: sound {sound} holds no audio ({info.duration_s:.2f} s)")
 
 
-def _video_chain(req: AssemblyRequest, job: SceneJob, clip: StreamInfo, clip_s: float, watermark_input: int | None) -> str:
+def _video_chain(req: AssemblyRequest, job: SceneJob, clip: StreamInfo, clip_s: float) -> str:
     """Clip -> exactly `frames` frames at the output geometry: slowed a little and/or held if short."""
     scene_s = job.slot.frames / req.fps
     slow = min(req.max_slowdown, scene_s / clip_s) if clip_s < scene_s else 1.0
@@ -252,31 +251,23 @@ def _video_chain(req: AssemblyRequest, job: SceneJob, clip: StreamInfo, clip_s: 
         f"tpad=stop_mode=clone:stop_duration={scene_s + 1:.3f}",
         f"trim=end_frame={job.slot.frames}",
     ]
-    # the thumbnail candidate is taken before the watermark: the thumbnail gets its own title text
+    # No watermark here: the channel's mark is drawn once, on the 16:9 composites the clips are made from.
     mid = job.slot.frames // 2
-    graph = (
+    return (
         f"[0:v:0]{','.join(steps)},split=2[vmain][vthumb];"
         f"[vthumb]select='eq(n\\,{mid})',scale={THUMB_SIZE[0]}:{THUMB_SIZE[1]}:flags=bicubic[thumb];"
+        "[vmain]format=yuv420p[vout]"
     )
-    if watermark_input is None:
-        return graph + "[vmain]format=yuv420p[vout]"
-    margin = max(8, h // 40)
-    return graph + f"[vmain][{watermark_input}:v]overlay=x=W-w-{margin}:y=H-h-{margin}:format=auto,format=yuv420p[vout]"
 
 
-def _render_scene(req: AssemblyRequest, job: SceneJob, watermark_png: Path | None) -> SceneJob:
+def _render_scene(req: AssemblyRequest, job: SceneJob) -> SceneJob:
     scene = job.scene
     clip_video, clip_s = _probe_clip(scene)
     if scene.sound is not None:
         _check_sound(scene.index, scene.sound)
-    args: list[str] = ["-i", str(scene.clip)]
-    wm_input = None
-    if watermark_png is not None:
-        args += ["-i", str(watermark_png)]
-        wm_input = 1
-    narration_input = 2 if wm_input else 1
-    args += ["-i", str(scene.narration)]
-    graph = [_video_chain(req, job, clip_video, clip_s, wm_input)]
+    args: list[str] = ["-i", str(scene.clip), "-i", str(scene.narration)]
+    narration_input = 1
+    graph = [_video_chain(req, job, clip_video, clip_s)]
 
     samples = job.slot.samples
     graph.append(
@@ -490,28 +481,14 @@ def render_thumbnail(frame: Path | Image.Image, title: str, out_path: Path) -> P
     return out_path
 
 
-def _render_watermark(text: str, height: int, out_path: Path) -> Path:
-    size = max(12, height // 30)
-    font = load_font(size)
-    probe_draw = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
-    left, top, right, bottom = probe_draw.textbbox((0, 0), text, font=font, stroke_width=2)
-    image = Image.new("RGBA", (right - left + 4, bottom - top + 4), (0, 0, 0, 0))
-    ImageDraw.Draw(image).text(
-        (2 - left, 2 - top), text, font=font, fill=(255, 255, 255, 170), stroke_width=2, stroke_fill=(0, 0, 0, 120)
-    )
-    image.save(out_path)
-    return out_path
-
-
 # --- the whole assembly -------------------------------------------------------------------------
 def _atomic_move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.part")
-    if src.stat().st_dev == dst.parent.stat().st_dev:
-        os.replace(src, tmp)
-    else:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """Move a finished file from the work folder into place (copying when it is another filesystem)."""
+    with atomic_path(dst) as tmp:
+        if src.stat().st_dev == dst.parent.stat().st_dev:
+            os.replace(src, tmp)
+        else:
+            shutil.copyfile(src, tmp)
 
 
 def assemble(request: AssemblyRequest, *, progress: Callable[[int, int], None] | None = None) -> AssemblyResult:
@@ -545,12 +522,11 @@ def assemble(request: AssemblyRequest, *, progress: Callable[[int, int], None] |
         )
         for n, (scene, slot, piece) in enumerate(zip(scenes, slots, pieces))
     ]  # fmt: skip
-    watermark_png = _render_watermark(req.watermark, req.height, work / "watermark.png") if req.watermark.strip() else None
 
     workers = req.jobs or max(1, min(2, os.cpu_count() or 1))
     steps = len(jobs) + 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scene") as pool:
-        futures = [pool.submit(_render_scene, req, job, watermark_png) for job in jobs]
+        futures = [pool.submit(_render_scene, req, job) for job in jobs]
         done_count = 0
         pending = set(futures)
         while pending:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from vidgen.models import Chapter
-from vidgen.providers.base import WordTiming
+from vidgen.models import Chapter, WordTiming
 
 MAX_LINE_CHARS = 42
 MAX_LINES = 2

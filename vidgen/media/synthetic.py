@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from vidgen.media.ffmpeg import run_ffmpeg
-from vidgen.providers.base import WordTiming
+from vidgen.models import WordTiming
 
 
 def make_clip(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import httpx
 from notion_client import Client
@@ -26,7 +27,7 @@ from notion_client.errors import HTTPResponseError, InvalidPathParameterError, R
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
 
 from vidgen.channels import Channel
-from vidgen.config import NotionSettings
+from vidgen.config import DEFAULT_LOCAL_NOTION_PORT, NotionSettings, is_loopback_url
 from vidgen.errors import VidgenError, parse_retry_after
 from vidgen.models import Priority, VideoEntry
 from vidgen.notion import properties as P
@@ -47,7 +48,6 @@ PAGE_SIZE = 100  # Notion's maximum page size
 SINGLE_PART_MAX_BYTES = 20_000_000  # File Upload API: one send takes up to 20 MB; larger files go in parts
 MULTI_PART_BYTES = 10_000_000  # each part 5-20 MB (the last may be smaller)
 _UNSET: Any = object()  # update_entry(review=...) sentinel: None means "clear", so absence needs its own value
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def _status_is(status: NotionStatus) -> dict[str, Any]:
@@ -221,8 +221,10 @@ class NotionGateway:
             raise translated from exc
 
     def _unavailable(self, detail: str) -> NotionUnavailable:
-        if any(h in self.url for h in _LOCAL_HOSTS):
-            hint = "start it with `uv run vidgen notion serve` or check NOTION_BASE_URL"
+        if is_loopback_url(self.url):
+            port = urlparse(self.url).port
+            serve = "uv run vidgen notion serve" + (f" --port {port}" if port and port != DEFAULT_LOCAL_NOTION_PORT else "")
+            hint = f"start it with `{serve}` or check NOTION_BASE_URL"
         else:
             hint = "check the network, or start the local server with `uv run vidgen notion serve` and set NOTION_BASE_URL"
         return NotionUnavailable(f"Notion at {self.url} is not reachable — {hint} ({detail})", base_url=self.url)

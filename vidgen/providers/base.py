@@ -12,21 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from vidgen.models import Chapter, Script
-
-
-class Cost(BaseModel):
-    """What one call cost. Local providers cost 0.00."""
-
-    usd: float = 0.0
-    units: float = 0.0
-    unit: str = ""  # "image", "clip", "characters", "tokens", "upload"
-
-
-class WordTiming(BaseModel):
-    word: str
-    start_s: float
-    end_s: float
+from vidgen.models import Chapter, Cost, Script, WordTiming
 
 
 # --- script -------------------------------------------------------------------------------------

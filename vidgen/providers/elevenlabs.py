@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,14 +39,9 @@ from vidgen.errors import (
     classify_http,
     parse_retry_after,
 )
-from vidgen.providers.base import (
-    Cost,
-    NarrationRequest,
-    NarrationResult,
-    SoundRequest,
-    SoundResult,
-    WordTiming,
-)
+from vidgen.files import atomic_write_bytes
+from vidgen.models import Cost, WordTiming
+from vidgen.providers.base import NarrationRequest, NarrationResult, SoundRequest, SoundResult
 from vidgen.providers.settings import ProviderSettings
 
 PROVIDER = "elevenlabs"
@@ -225,19 +218,6 @@ def looks_like_mp3(data: bytes) -> bool:
     return data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write next to the target and rename, so a crash never leaves half an MP3 that looks done."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _checked_mp3(data: bytes) -> bytes:
     if not looks_like_mp3(data):
         raise ApiFailureError(
@@ -293,7 +273,7 @@ class ElevenLabsNarrator:
         except (binascii.Error, ValueError) as exc:
             raise ApiFailureError(f"unexpected response: audio_base64 is not base64 ({exc})", provider=PROVIDER) from exc
         path = request.out_path.with_suffix(".mp3")
-        _write_atomically(path, _checked_mp3(audio))
+        atomic_write_bytes(path, _checked_mp3(audio))
         return NarrationResult(
             path=path,
             duration_s=max(alignment.character_end_times_seconds),
@@ -356,7 +336,7 @@ class ElevenLabsSoundDesigner:
             )
         )
         path = request.out_path.with_suffix(".mp3")
-        _write_atomically(path, _checked_mp3(audio))
+        atomic_write_bytes(path, _checked_mp3(audio))
         return SoundResult(path=path, duration_s=request.duration_s, cost=self.pricing.sound_cost())
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -50,14 +48,9 @@ from vidgen.errors import (
     classify_http,
     parse_retry_after,
 )
-from vidgen.models import Script
-from vidgen.providers.base import (
-    Cost,
-    ImageRequest,
-    ImageResult,
-    ScriptRequest,
-    ScriptResult,
-)
+from vidgen.files import atomic_write_bytes
+from vidgen.models import Cost, Script
+from vidgen.providers.base import ImageRequest, ImageResult, ScriptRequest, ScriptResult
 from vidgen.providers.settings import ProviderSettings
 from vidgen.script_repair import UnusableScriptError
 
@@ -357,19 +350,6 @@ def image_prompt(request: ImageRequest) -> str:
     return "\n".join(lines)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write next to the target and rename, so a crash never leaves half a PNG that looks done."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def png_bytes(data: bytes) -> tuple[bytes, int, int]:
     """PNG bytes and size from what Gemini returned; PNG passes through untouched, JPEG is converted."""
     try:
@@ -420,7 +400,7 @@ class GeminiImageGenerator:
             note = f"; the model said: {said[:300]!r}" if said else ""
             raise NeedsReviewError(f"Gemini returned no image (finishReason {reason}){note}", provider=PROVIDER)
         data, width, height = png_bytes(images[0].data)
-        _write_atomically(request.out_path, data)
+        atomic_write_bytes(request.out_path, data)
         return ImageResult(path=request.out_path, width=width, height=height, cost=self.pricing.image_cost())
 
 

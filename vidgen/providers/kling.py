@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +23,13 @@ from typing import Literal
 
 import httpx
 from pydantic import BaseModel, Field
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
 
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
-from vidgen.providers.base import ClipRequest, ClipResult, Cost
+from vidgen.files import atomic_path
+from vidgen.models import Cost
+from vidgen.providers.base import ClipRequest, ClipResult
 from vidgen.providers.imagehost import ImageHost, create_image_host
 from vidgen.providers.kie import looks_like_content_policy, read_envelope, send
 from vidgen.providers.settings import ProviderSettings
@@ -69,6 +70,11 @@ def _describe_timeout(timeout_s: float) -> str:
         minutes = int(timeout_s // 60)
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
     return f"{timeout_s:g} seconds"
+
+
+def _log_transient_poll_error(task_id: str, state: RetryCallState) -> None:
+    if state.outcome is not None and state.outcome.failed:
+        log.warning("polling Kling task %s: %s (will poll again)", task_id, state.outcome.exception())
 
 
 def fail_error(task: KlingTask) -> ProviderError:
@@ -178,58 +184,58 @@ class KlingClient:
     def wait(self, task_id: str, timeout_s: float = 600.0) -> KlingTask:
         """Poll until success (returned), fail (raised) or `timeout_s` (RetriableError).
 
-        Polls start at `first_poll_s` and grow to `max_poll_s`, as KIE recommends. A transient
-        error while polling is not the task failing: it is logged and polling goes on.
+        Polls start at `first_poll_s` and grow by `poll_growth` to `max_poll_s`, as KIE recommends; the
+        last pause is cut short so the final poll falls on the deadline. A transient error while polling
+        is not the task failing: it is logged and polling goes on. Time is `clock`/`sleep`, so tests
+        never really wait.
         """
         deadline = self._clock() + timeout_s
-        delay = self.first_poll_s
-        while True:
-            try:
-                task = self.get_task(task_id)
-            except RetriableError as e:
-                log.warning("polling Kling task %s: %s (will poll again)", task_id, e)
-                task = None
-            if task is not None:
-                if task.state == "success":
-                    return task
-                if task.state == "fail":
-                    raise fail_error(task)
-                if task.state not in PENDING_STATES:
-                    log.warning("Kling task %s is in an undocumented state %r; still waiting", task_id, task.state)
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise RetriableError(
-                    f"Kling did not finish within {_describe_timeout(timeout_s)} (task {task_id})", provider=PROVIDER
-                )
-            self._sleep(min(delay, remaining))
-            delay = min(delay * self.poll_growth, self.max_poll_s)
+        backoff = wait_exponential(multiplier=self.first_poll_s, exp_base=self.poll_growth, max=self.max_poll_s)
+
+        def timed_out(state: RetryCallState) -> KlingTask:
+            raise RetriableError(
+                f"Kling did not finish within {_describe_timeout(timeout_s)} (task {task_id})", provider=PROVIDER
+            )
+
+        polling = Retrying(
+            retry=retry_if_exception_type(RetriableError) | retry_if_result(lambda task: task.state != "success"),
+            stop=lambda state: self._clock() >= deadline,
+            wait=lambda state: min(backoff(state), deadline - self._clock()),
+            sleep=self._sleep,
+            before_sleep=lambda state: _log_transient_poll_error(task_id, state),
+            retry_error_callback=timed_out,
+        )
+        return polling(self._poll_once, task_id)
+
+    def _poll_once(self, task_id: str) -> KlingTask:
+        """One look at the task: returned while pending or done, raised when it failed."""
+        task = self.get_task(task_id)
+        if task.state == "fail":
+            raise fail_error(task)
+        if task.state != "success" and task.state not in PENDING_STATES:
+            log.warning("Kling task %s is in an undocumented state %r; still waiting", task_id, task.state)
+        return task
 
     def download(self, url: str, out_path: Path) -> Path:
         """Stream a result file to `out_path` (atomically: a broken transfer leaves nothing behind)."""
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                request = self._client.build_request("GET", url)
-                response = send(self._client, request, provider=PROVIDER, stream=True)
-                try:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise classify_http(
-                            response.status_code, f"downloading {url}: {response.text[:200]}", provider=PROVIDER
-                        )
-                    for chunk in response.iter_bytes(1 << 20):
-                        f.write(chunk)
-                except httpx.TransportError as e:
-                    raise RetriableError(f"download of {url} broke off: {e}", provider=PROVIDER) from e
-                finally:
-                    response.close()
-            if tmp.stat().st_size == 0:
+        with atomic_path(out_path) as tmp, tmp.open("wb") as f:
+            request = self._client.build_request("GET", url)
+            response = send(self._client, request, provider=PROVIDER, stream=True)
+            try:
+                if response.status_code >= 400:
+                    response.read()
+                    raise classify_http(
+                        response.status_code, f"downloading {url}: {response.text[:200]}", provider=PROVIDER
+                    )
+                for chunk in response.iter_bytes(1 << 20):
+                    f.write(chunk)
+            except httpx.TransportError as e:
+                raise RetriableError(f"download of {url} broke off: {e}", provider=PROVIDER) from e
+            finally:
+                response.close()
+            f.flush()
+            if f.tell() == 0:
                 raise ApiFailureError(f"downloaded clip from {url} is empty", provider=PROVIDER)
-            os.replace(tmp, out_path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return out_path
 
     def close(self) -> None:
@@ -348,22 +354,19 @@ def normalise_clip(path: Path, width: int, height: int) -> float:
         raise ApiFailureError(f"Kling's clip {path.name} has no video stream", provider=PROVIDER)
     if video.codec == "h264" and (video.width, video.height) == (width, height) and info.audio is None:
         return info.duration_s
-    tmp = path.with_name(f".{path.stem}.normalised{path.suffix}")
     vf = (
         f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
         f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1"
     )
     try:
-        run_ffmpeg(
-            ["-i", str(path), "-an", "-vf", vf, "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
-             "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)],
-            what=f"normalising {path.name}",
-        )
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            run_ffmpeg(
+                ["-i", str(path), "-an", "-vf", vf, "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+                 "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)],
+                what=f"normalising {path.name}",
+            )
     except FFmpegError as e:
         raise ApiFailureError(f"could not normalise Kling's clip {path.name}: {e}", provider=PROVIDER) from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return probe(path).duration_s
 
 

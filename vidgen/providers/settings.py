@@ -1,20 +1,31 @@
 """Credentials and endpoints for the paid providers.
 
-Read from the environment by default; the Prefect layer (`blocks/`) builds the same model from
-Secret blocks. Base URLs are configurable so the same adapters can talk to a proxy or a stand-in.
+Read from the environment by default (pydantic-settings; each field's variable is `env_name(field)`,
+e.g. KIE_API_KEY or VIDGEN_TOKEN_DIR); the Prefect layer (`blocks/`) fills unset ones from Secret blocks. Base URLs are configurable so the same adapters can talk to a proxy or a stand-in.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import AliasChoices, AliasGenerator, BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vidgen.config import ENVIRONMENT_CONFIG
+
+# The environment variable of each field whose name is not simply the field name in upper case.
+ENV_NAMES: dict[str, str | AliasChoices] = {
+    "gemini_api_key": AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "image_host": "VIDGEN_IMAGE_HOST",
+    "s3_presign_endpoint": "VIDGEN_S3_PRESIGN_ENDPOINT",
+    "token_key": "VIDGEN_TOKEN_KEY",
+    "token_dir": "VIDGEN_TOKEN_DIR",
+}
 
 
-def _secret(name: str) -> SecretStr | None:
-    value = os.environ.get(name)
-    return SecretStr(value) if value else None
+def env_name(field: str) -> str | AliasChoices:
+    """The environment variable(s) a ProviderSettings field is read from."""
+    return ENV_NAMES.get(field, field.upper())
 
 
 class ProviderSettings(BaseModel):
@@ -41,19 +52,12 @@ class ProviderSettings(BaseModel):
 
     @classmethod
     def from_env(cls) -> ProviderSettings:
-        env = os.environ.get
-        return cls(
-            gemini_api_key=_secret("GEMINI_API_KEY") or _secret("GOOGLE_API_KEY"),
-            gemini_base_url=env("GEMINI_BASE_URL") or None,
-            kie_api_key=_secret("KIE_API_KEY"),
-            kie_base_url=env("KIE_BASE_URL", "https://api.kie.ai"),
-            kie_upload_base_url=env("KIE_UPLOAD_BASE_URL", "https://kieai.redpandaai.co"),
-            image_host=env("VIDGEN_IMAGE_HOST", "kie"),
-            s3_presign_endpoint=env("VIDGEN_S3_PRESIGN_ENDPOINT") or None,
-            elevenlabs_api_key=_secret("ELEVENLABS_API_KEY"),
-            elevenlabs_base_url=env("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
-            youtube_client_secrets=Path(env("YOUTUBE_CLIENT_SECRETS")) if env("YOUTUBE_CLIENT_SECRETS") else None,
-            youtube_base_url=env("YOUTUBE_BASE_URL") or None,
-            token_key=_secret("VIDGEN_TOKEN_KEY"),
-            token_dir=Path(env("VIDGEN_TOKEN_DIR", ".vidgen/youtube-tokens")),
-        )
+        """Every field from its environment variable (`env_name`); unset or empty ones keep the default."""
+        return cls.model_validate(dict(_ProviderEnvironment()))
+
+
+class _ProviderEnvironment(BaseSettings, ProviderSettings):
+    """ProviderSettings read by pydantic-settings. A separate class so that building a ProviderSettings
+    by hand (tests, Prefect blocks) never picks up stray environment variables."""
+
+    model_config = SettingsConfigDict(**ENVIRONMENT_CONFIG, alias_generator=AliasGenerator(validation_alias=env_name))

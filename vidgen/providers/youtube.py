@@ -36,8 +36,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
 from vidgen.ledger import QuotaExceeded, QuotaLedger
-from vidgen.models import Chapter
-from vidgen.providers.base import Cost, PublishRequest, PublishResult, VideoMetadata
+from vidgen.models import Chapter, Cost
+from vidgen.providers.base import PublishRequest, PublishResult, VideoMetadata
 from vidgen.providers.settings import ProviderSettings
 from vidgen.providers.youtube_auth import PROVIDER, TokenStore, reauth_hint
 

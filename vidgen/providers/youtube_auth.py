@@ -23,6 +23,7 @@ from google.oauth2.credentials import Credentials
 from pydantic import SecretStr
 
 from vidgen.errors import ApiFailureError, RetriableError
+from vidgen.files import atomic_write_bytes
 from vidgen.providers.settings import ProviderSettings
 
 PROVIDER = "youtube"
@@ -79,15 +80,7 @@ class TokenStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
         token = self._fernet.encrypt(credentials.to_json().encode("utf-8"))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(token)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, token, mode=0o600)
         return path
 
     def read(self, channel_id: str) -> Credentials:

@@ -59,7 +59,7 @@ def test_short_clip_is_h264_yuv420p_of_the_requested_length_and_moves(tmp_path: 
     assert count_frames(out) == 45
     first, last = _frame(out, 0, tmp_path / "first.png"), _frame(out, 1.45, tmp_path / "last.png")
     assert np.abs(first - last).mean() > 3
-    assert not list(out.parent.glob("*.partial*"))
+    assert not list(out.parent.glob("*.part*"))
 
 
 def test_pan_left_moves_the_picture_to_the_right_and_pan_right_to_the_left(tmp_path: Path, still: Path) -> None:

@@ -139,9 +139,6 @@ class Schema:
                 return prop
         return None
 
-    def by_id(self, prop_id: str) -> PropertySchema | None:
-        return next((p for p in self.properties if p.id == prop_id), None)
-
     @property
     def title_property(self) -> PropertySchema:
         return next(p for p in self.properties if p.type == "title")
@@ -444,10 +441,6 @@ def _parse_rich_text_item(item: Any, path: str) -> dict[str, Any]:
 
 def plain_text(rich_text: list[dict[str, Any]]) -> str:
     return "".join(item.get("plain_text", "") for item in rich_text)
-
-
-def text_item(content: str) -> dict[str, Any]:
-    return _parse_rich_text_item({"type": "text", "text": {"content": content}}, "text")
 
 
 def _checked_url(url: str, path: str) -> str:

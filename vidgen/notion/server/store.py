@@ -151,11 +151,6 @@ class NotionStore:
             row = self._conn.execute("SELECT doc FROM databases WHERE id = ?", (database_id,)).fetchone()
         return DatabaseRecord(**json.loads(row[0])) if row else None
 
-    def list_databases(self) -> list[DatabaseRecord]:
-        with self._lock:
-            rows = self._conn.execute("SELECT doc FROM databases ORDER BY rowid").fetchall()
-        return [DatabaseRecord(**json.loads(r[0])) for r in rows]
-
     # -- data sources ---------------------------------------------------------------------------
     def put_data_source(self, record: DataSourceRecord) -> None:
         self._conn.execute(

@@ -6,28 +6,32 @@ rather than by writing WAV bytes under a misleading name.
 
 from __future__ import annotations
 
-import os
 import wave
 from pathlib import Path
 
+from vidgen.files import atomic_path
 from vidgen.media.ffmpeg import run_ffmpeg
 
 
 def write_pcm(path: Path, pcm: bytes, *, sample_rate: int, channels: int) -> Path:
     """Write 16-bit little-endian interleaved PCM to `path` (WAV, or encoded by the suffix)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wav_path = path if path.suffix.lower() == ".wav" else path.with_name(path.name + ".tmp.wav")
-    with wave.open(str(wav_path), "wb") as wav:
+    with atomic_path(path) as out:
+        if path.suffix.lower() == ".wav":
+            _write_wav(out, pcm, sample_rate=sample_rate, channels=channels)
+        else:
+            wav_path = out.with_name(out.name + ".wav")
+            try:
+                _write_wav(wav_path, pcm, sample_rate=sample_rate, channels=channels)
+                run_ffmpeg(["-i", str(wav_path), "-q:a", "2", str(out)], what=f"encoding {path.name}")
+            finally:
+                wav_path.unlink(missing_ok=True)
+    return path
+
+
+def _write_wav(path: Path, pcm: bytes, *, sample_rate: int, channels: int) -> None:
+    with wave.open(str(path), "wb") as wav:
         wav.setnchannels(channels)
         wav.setsampwidth(2)
         wav.setframerate(sample_rate)
         wav.writeframes(pcm)
-    if wav_path != path:
-        try:
-            partial = path.with_name(path.stem + ".partial" + path.suffix)
-            run_ffmpeg(["-i", str(wav_path), "-q:a", "2", str(partial)], what=f"encoding {path.name}")
-            os.replace(partial, path)
-        finally:
-            wav_path.unlink(missing_ok=True)
-    return path

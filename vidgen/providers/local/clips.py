@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 import subprocess
 import tempfile
@@ -28,9 +27,11 @@ from PIL import Image, UnidentifiedImageError
 
 from vidgen.channels import Channel
 from vidgen.errors import InvalidInputError
+from vidgen.files import atomic_path
 from vidgen.media.composite import cover
 from vidgen.media.ffmpeg import FFmpegError, ffmpeg_exe
-from vidgen.providers.base import ClipRequest, ClipResult, Cost
+from vidgen.models import Cost
+from vidgen.providers.base import ClipRequest, ClipResult
 from vidgen.providers.settings import ProviderSettings
 
 CLIP_SIZE = (1920, 1080)
@@ -177,40 +178,36 @@ def render_clip(image_path: Path, out_path: Path, move: Move, *, duration_s: flo
     w, h = size
     frames = max(1, round(duration_s * fps))
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(out_path.stem + ".partial.mp4")
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-        "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}", "-framerate", str(fps), "-i", "pipe:0",
-        "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-        "-movflags", "+faststart", str(partial),
-    ]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
-        assert proc.stdin is not None
-        try:
-            for n in range(frames):
-                cam = move.at(n / max(1, frames - 1))
-                bw, bh = sw / cam.zoom, sh / cam.zoom
-                x0, y0 = cam.cx * sw - bw / 2, cam.cy * sh - bh / 2
-                proc.stdin.write(y_src.resize((w, h), Image.Resampling.BILINEAR, box=(x0, y0, x0 + bw, y0 + bh)).tobytes())
-                kx, ky = cw / sw, ch / sh
-                cbox = (x0 * kx, y0 * ky, (x0 + bw) * kx, (y0 + bh) * ky)
-                proc.stdin.write(cb_src.resize((w // 2, h // 2), Image.Resampling.BILINEAR, box=cbox).tobytes())
-                proc.stdin.write(cr_src.resize((w // 2, h // 2), Image.Resampling.BILINEAR, box=cbox).tobytes())
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # ffmpeg stopped reading; its exit code and log say why
-        finally:
-            code = proc.wait()
-        if code != 0:
-            log.seek(0)
-            tail = log.read().decode(errors="replace").strip().splitlines()[-15:]
-            partial.unlink(missing_ok=True)
-            raise FFmpegError(f"clip encoding failed (exit {code}):\n" + "\n".join(tail))
-    os.replace(partial, out_path)
+    with atomic_path(Path(out_path)) as partial:
+        cmd = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}", "-framerate", str(fps), "-i", "pipe:0",
+            "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+            "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+            "-movflags", "+faststart", str(partial),
+        ]
+        with tempfile.TemporaryFile() as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+            assert proc.stdin is not None
+            try:
+                for n in range(frames):
+                    cam = move.at(n / max(1, frames - 1))
+                    bw, bh = sw / cam.zoom, sh / cam.zoom
+                    x0, y0 = cam.cx * sw - bw / 2, cam.cy * sh - bh / 2
+                    proc.stdin.write(y_src.resize((w, h), Image.Resampling.BILINEAR, box=(x0, y0, x0 + bw, y0 + bh)).tobytes())
+                    kx, ky = cw / sw, ch / sh
+                    cbox = (x0 * kx, y0 * ky, (x0 + bw) * kx, (y0 + bh) * ky)
+                    proc.stdin.write(cb_src.resize((w // 2, h // 2), Image.Resampling.BILINEAR, box=cbox).tobytes())
+                    proc.stdin.write(cr_src.resize((w // 2, h // 2), Image.Resampling.BILINEAR, box=cbox).tobytes())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # ffmpeg stopped reading; its exit code and log say why
+            finally:
+                code = proc.wait()
+            if code != 0:
+                log.seek(0)
+                tail = log.read().decode(errors="replace").strip().splitlines()[-15:]
+                raise FFmpegError(f"clip encoding failed (exit {code}):\n" + "\n".join(tail))
     return frames
 
 

@@ -19,7 +19,8 @@ from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 from vidgen.channels import Channel
 from vidgen.errors import InvalidInputError
-from vidgen.providers.base import Cost, ImageRequest, ImageResult
+from vidgen.models import Cost
+from vidgen.providers.base import ImageRequest, ImageResult
 from vidgen.providers.settings import ProviderSettings
 
 IMAGE_SIZE = (1344, 768)  # Gemini 2.5 Flash Image's 16:9 output

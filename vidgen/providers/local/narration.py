@@ -21,7 +21,8 @@ from pathlib import Path
 
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError
-from vidgen.providers.base import Cost, NarrationRequest, NarrationResult, WordTiming
+from vidgen.models import Cost, WordTiming
+from vidgen.providers.base import NarrationRequest, NarrationResult
 from vidgen.providers.local.audio_files import write_pcm
 from vidgen.providers.local.espeak_engine import (
     SAMPLE_RATE,

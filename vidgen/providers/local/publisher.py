@@ -20,8 +20,10 @@ from pathlib import Path
 
 from vidgen.channels import Channel
 from vidgen.errors import InvalidInputError
+from vidgen.files import atomic_path, atomic_write_text
 from vidgen.media.captions import chapter_lines
-from vidgen.providers.base import Cost, PublishRequest, PublishResult, VideoMetadata
+from vidgen.models import Cost
+from vidgen.providers.base import PublishRequest, PublishResult, VideoMetadata
 from vidgen.providers.settings import ProviderSettings
 
 METADATA_FILE = "metadata.json"
@@ -61,13 +63,11 @@ def _place(src: Path, dst: Path) -> None:
     """Put `src` at `dst` atomically: a hard link when possible, else a copy."""
     if dst.exists() and os.path.samefile(src, dst):
         return
-    tmp = dst.with_name(f".{dst.name}.part")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
 
 
 class LocalPublisher:
@@ -139,9 +139,7 @@ class LocalPublisher:
             "published_at": previous.get("published_at", now),
             "updated_at": now,
         }
-        tmp = meta_path.with_name(f".{METADATA_FILE}.part")
-        tmp.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, meta_path)
+        atomic_write_text(meta_path, json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
         return PublishResult(url=url, video_id=video_id, cost=Cost(usd=0.0, units=1, unit="upload"))
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from vidgen.channels import Channel
 from vidgen.errors import InvalidInputError
-from vidgen.models import Scene, Script
-from vidgen.providers.base import Cost, ScriptRequest, ScriptResult
+from vidgen.models import Cost, Scene, Script
+from vidgen.providers.base import ScriptRequest, ScriptResult
 from vidgen.providers.settings import ProviderSettings
 
 TITLE_MAX = 100  # YouTube's limit, enforced again by VideoMetadata

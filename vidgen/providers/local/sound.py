@@ -18,7 +18,8 @@ import numpy as np
 
 from vidgen.channels import Channel
 from vidgen.errors import InvalidInputError
-from vidgen.providers.base import Cost, SoundRequest, SoundResult
+from vidgen.models import Cost
+from vidgen.providers.base import SoundRequest, SoundResult
 from vidgen.providers.local.audio_files import write_pcm
 from vidgen.providers.settings import ProviderSettings
 
