@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from vidgen.files import atomic_write_text
 from vidgen.models import Cost
 
-SUBDIRS = ("assets", "composites", "videos", "audio", "sfx", "final")
+SUBDIRS = ("assets", "composites", "videos", "audio", "sfx", "final", "previews")
 
 
 class ManifestEntry(BaseModel):

@@ -22,13 +22,16 @@ EXPECTED_TAGS = {
     "start-video": {"notion"},
     "apply-review": {"notion"},
     "reconcile-ended-runs": {"notion"},
+    "publish-previews": {"notion"},
+    "read-page": {"notion"},
+    "cancel-page-runs": {"notion"},
 }
 LOCAL_ONLY = {"compose-frame", "assemble-video", "report-cost", "publish-review", "link-notion-page"}
 
 
 def all_tasks() -> dict[str, Task]:
     found: dict[str, Task] = {}
-    for module in ("tasks.production", "tasks.notion", "flows.poll_notion", "flows.review"):
+    for module in ("tasks.production", "tasks.notion", "flows.poll_notion", "flows.handle_page", "flows.review"):
         for value in vars(importlib.import_module(module)).values():
             if isinstance(value, Task):
                 found[value.name] = value

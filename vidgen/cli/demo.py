@@ -51,18 +51,22 @@ def _say(message: str) -> None:
 
 
 def _ensure_notion(paths: Paths) -> None:
+    """The Notion `vidgen notion init` will set up; a local one is started first, on its URL's port."""
     from urllib.parse import urlparse
 
     from vidgen.cli.notion_cmds import init
+    from vidgen.config import DEFAULT_LOCAL_NOTION_PORT, notion_target
     from vidgen.stack import StackError, ensure_local_notion
-    from vidgen.config import DEFAULT_LOCAL_NOTION_PORT
 
-    saved = notion_settings(paths)
-    if saved is None or saved.is_local:
-        port = urlparse(saved.base_url).port if saved and saved.base_url else DEFAULT_LOCAL_NOTION_PORT
+    try:
+        target = notion_target(paths)
+    except ValueError as exc:
+        fail(str(exc))
+    if target.is_local:
+        port = (urlparse(target.base_url).port if target.base_url else None) or DEFAULT_LOCAL_NOTION_PORT
         try:
             with console.status("Starting the local Notion server..."):
-                base = ensure_local_notion(paths, port=port or DEFAULT_LOCAL_NOTION_PORT)
+                base = ensure_local_notion(paths, port=port)
         except StackError as exc:
             fail(str(exc))
         _say(f"Local Notion server: [cyan]{base}[/]")

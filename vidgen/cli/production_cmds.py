@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -88,18 +90,18 @@ def serve(
             "[yellow]Prefect's server runs on SQLite (VIDGEN_PREFECT_DATABASE=sqlite): fine for a video or two at "
             "once; tagged tasks wait on \"database is locked\" retries beyond that. Unset it to use PostgreSQL.[/]"
         )
-    hooks = _start_webhooks(webhook_port, replace_webhook_token) if webhook_port else None
     console.print(f"Serving [bold]poll-notion[/] (every {poll_interval} s), [bold]produce-video[/] and [bold]handle-page[/]; Ctrl+C stops.")
-    try:
+    with _receiving_webhooks(webhook_port, replace_webhook_token):
         prefect_serve(*served_deployments(poll_interval=poll_interval), limit=limit)
-    finally:
-        if hooks is not None:
-            hooks.stop()
 
 
-def _start_webhooks(port: int, replace_token: bool):
-    """The Notion webhook receiver in this process: events become handle-page runs."""
-    from flows.handle_page import dispatch_handle_page
+@contextmanager
+def _receiving_webhooks(port: int | None, replace_token: bool) -> Iterator[None]:
+    """The Notion webhook receiver in this process while it serves: each event becomes a handle-page run."""
+    if not port:
+        yield
+        return
+    from flows.handle_page import PageDispatcher
     from vidgen.config import notion_settings
     from vidgen.webhooks import ReceiverConfig, start_webhook_server
 
@@ -107,9 +109,14 @@ def _start_webhooks(port: int, replace_token: bool):
     if settings is None or not settings.data_source_id:
         fail("Notion is not configured: run `uv run vidgen notion init` before receiving its webhooks")
     config = ReceiverConfig.from_paths(Paths.from_env(), data_source_id=settings.data_source_id, replace_token=replace_token)
-    hooks = start_webhook_server(port, dispatch_handle_page, config, host="127.0.0.1")
+    dispatcher = PageDispatcher()
+    hooks = start_webhook_server(port, dispatcher, config, host="127.0.0.1")
     console.print(f"Receiving Notion webhooks at [cyan]{hooks.url}[/] (expose it over HTTPS to subscribe from Notion)")
-    return hooks
+    try:
+        yield
+    finally:
+        hooks.stop()
+        dispatcher.close()
 
 
 def run(
