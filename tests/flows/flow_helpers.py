@@ -94,3 +94,40 @@ def set_gate_timeout(channels_dir: Path, gate: str, *, hours: float) -> None:
         data = yaml.safe_load(path.read_text())
         data["review"][gate]["timeout_hours"] = hours
         path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def task_runs(flow_run_id, name_prefix: str) -> list:
+    """The task runs of a flow run whose names start with `name_prefix`, with their states and cache keys."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200)
+    return [r for r in runs if r.name.startswith(name_prefix)]
+
+
+def preview_rounds(page_id: str) -> dict[str, list[tuple[int | None, str]]]:
+    """The page's preview rounds, read with notion-client: heading -> [(scene number, media kind)],
+    every media file downloaded from its URL on the way (it must be there, and not empty)."""
+    import httpx
+
+    s = notion_settings()
+    client = Client(auth=s.token, base_url=s.base_url)
+    rounds: dict[str, list[tuple[int | None, str]]] = {}
+    for block in client.blocks.children.list(page_id)["results"]:
+        if block["type"] != "heading_2":
+            continue
+        heading = "".join(t["plain_text"] for t in block["heading_2"]["rich_text"])
+        assert block["heading_2"]["is_toggleable"] and block["has_children"], heading  # every round folds
+        scene, shown = None, []
+        for child in client.blocks.children.list(block["id"])["results"]:
+            kind = child["type"]
+            if kind == "paragraph":
+                words = "".join(t["plain_text"] for t in child["paragraph"]["rich_text"]).split()
+                scene = int(words[1]) if words[:1] == ["Scene"] else None
+            elif kind in ("image", "video", "audio"):
+                url = child[kind]["file"]["url"]
+                assert len(httpx.get(url, timeout=10).content) > 0, url
+                shown.append((scene, kind))
+        rounds[heading] = shown
+    return rounds

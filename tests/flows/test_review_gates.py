@@ -79,6 +79,19 @@ def test_video_suspends_at_every_gate_and_resumes_from_notion_and_the_ui(stack):
     assert (info.video.codec, info.video.width, info.video.height) == ("h264", 1920, 1080)
     assert info.audio is not None and info.subtitles
 
+    # five resumes re-executed the flow from the top: every card write ran once, the replays were cached
+    card_writes = fh.task_runs(fh.run_for(entry.page_id).id, "card:")
+    executed = [t for t in card_writes if t.state.name == "Completed"]
+    assert len({t.cache_key for t in executed}) == len(executed), sorted(t.name for t in executed)
+    assert any(t.state.name == "Cached" for t in card_writes)
+
+    # the reviewer's previews, read back from the page through notion-client as any client would
+    rounds = fh.preview_rounds(entry.page_id)
+    assert list(rounds) == ["Images — round 1", "Clips — round 1", "Clips — round 2", "Narration — round 1", "Final video — round 1"]
+    assert [scene for scene, _kind in rounds["Clips — round 1"]] == [1, 2, 3]
+    assert rounds["Clips — round 2"] == [(2, "video")]  # a redo round shows just the scene made again
+    assert {kind for _scene, kind in rounds["Final video — round 1"]} == {"video", "image"}
+
 
 def test_a_decision_without_a_waiting_run_is_written_back(stack):
     from flows.poll_notion import poll_notion
