@@ -39,14 +39,7 @@ from vidgen.notion.gateway import NotionGateway
 from vidgen.notion.ratelimit import NOTION_REQUESTS_PER_SECOND, TokenBucket
 from vidgen.notion.server import LocalNotionServer
 from vidgen.previews import WORKSPACE_MAX_BYTES, PreviewItem, PreviewReport, publish_gate_previews
-from vidgen.providers.base import (
-    ClipRequest,
-    ImageRequest,
-    NarrationRequest,
-    ScriptRequest,
-    SoundRequest,
-    VoiceSpec,
-)
+from vidgen.providers.base import ClipRequest, ImageRequest, NarrationRequest, ScriptRequest, SoundRequest, VoiceSpec
 from vidgen.providers.local.clips import LocalClipAnimator
 from vidgen.providers.local.images import LocalImageGenerator
 from vidgen.providers.local.narration import LocalNarrator
