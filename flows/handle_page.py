@@ -8,6 +8,7 @@ idempotency key). A page moved to the trash (or gone) has its live produce-video
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import defaultdict
@@ -94,9 +95,12 @@ class PageDispatcher:
     def __init__(self, workers: int = 4):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handle-page")
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        # Runs happen under the settings of whoever made the dispatcher (Prefect keeps them in context
+        # variables, which a pool thread does not inherit): the receiver's thread has none of its own.
+        self._context = contextvars.copy_context()
 
     def __call__(self, page_id: str, event_type: str) -> None:
-        self._pool.submit(self._handle, page_id, event_type)
+        self._pool.submit(self._context.copy().run, self._handle, page_id, event_type)
 
     def _handle(self, page_id: str, event_type: str) -> None:
         with self._locks[page_id]:
