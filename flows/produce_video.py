@@ -16,7 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prefect import flow, get_run_logger, runtime, unmapped
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelled, Completed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -39,7 +42,7 @@ from vidgen.channels import channel_for_notion_value
 from vidgen.config import Paths
 from vidgen.errors import ProviderError, VidgenError
 from vidgen.models import ReviewAction, Scene, Script, VideoEntry
-from vidgen.notion.errors import NotionNotFound
+from vidgen.notion.errors import NotionError, NotionNotFound
 from vidgen.pipeline import SCENE_PADDING_S, AssembledVideo, NarrationTrack, Production, VideoBrief, configured_channels
 from vidgen.previews import PreviewItem
 from vidgen.statuses import ERROR_STATUSES, GATES, NotionStatus as S
@@ -132,8 +135,33 @@ def produce_video(page_id: str, channel_id: str | None = None) -> str | State:
             raise
         except Exception as exc:
             get_run_logger().exception("Unexpected failure making %s", brief.title)
-            video.report(S.ERROR_MANUAL_REVIEW, error=f"{type(exc).__name__}: {exc}"[:1900])
+            video.report(S.ERROR_MANUAL_REVIEW, error=failure_reason(exc, video.card.status)[:1900])
             raise
+
+
+def failure_reason(exc: BaseException, step: str) -> str:
+    """The card's Error text for a failure: it names the service that failed, so a person knows where to look.
+
+    Provider and Notion errors name themselves ("kling: HTTP 500 ...", "Notion at ... is not
+    reachable ..."). A bare HTTP error reaches here only from Prefect's client (providers and the
+    Notion gateway translate theirs), and is named Prefect's when it went to Prefect's API address;
+    anything else is named by the step the card was at."""
+    if isinstance(exc, (ProviderError, NotionError)):
+        return str(exc)
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PrefectHTTPStatusError):
+        return f"Prefect API error ({detail})"
+    if isinstance(exc, httpx.HTTPError):
+        try:
+            url = str(exc.request.url)
+        except RuntimeError:  # an httpx error raised outside a request
+            url = ""
+        api = PREFECT_API_URL.value() or ""
+        if api and url.startswith(api.rstrip("/")):
+            return f"Prefect API unreachable ({detail})" if isinstance(exc, httpx.TransportError) else f"Prefect API error ({detail})"
+        if url:
+            return f"HTTP request to {httpx.URL(url).host} failed at {step} ({detail})"
+    return f"{step} failed: {detail}"
 
 
 def make_video(video: VideoRun) -> str:
