@@ -15,7 +15,7 @@ its persisted task results mean nothing paid is made twice, apart from a step th
 Runs waiting at a review gate have no process and are not touched.
 
 It reaches into the runner's attempt-control channel and process manager (`_control_channel`,
-`_process_manager`, `_runs_task_group`, `_loops_task_group`), the same objects Prefect's execute
+`_process_manager`, `_loops_task_group`), the same objects Prefect's execute
 path drives; tests/flows/test_serving.py fails if a Prefect upgrade renames them.
 """
 
@@ -70,10 +70,12 @@ class LeavingRunner(Runner):
         returns the runs rescheduled.
 
         The intent goes first, so an engine that acknowledges it exits on SIGTERM without proposing
-        a state of its own; then AwaitingRetry; then the runs' task group is cancelled, which stops
-        each process (its starter's cleanup sends SIGTERM) before its executor can read the exit
-        code and propose Crashed. Processes still alive after `STOP_GRACE_S` (a thread blocked in
-        a provider call holds the interpreter's exit) are killed."""
+        a state of its own (and its executor, seeing that acknowledgement, proposes none either);
+        then AwaitingRetry; then SIGTERM to each run's process group, and the runner's loops stop.
+        Processes still alive after `STOP_GRACE_S` (a thread blocked in a provider call holds the
+        interpreter's exit) are killed. A run whose process had not yet connected to the channel
+        (it was still starting) may then be proposed Crashed by its executor; the crash-restart
+        automation (`vidgen setup`) reschedules it like any crashed run."""
         self.stopping = True
         poller = getattr(self, "_scheduled_run_poller", None)
         if poller is not None:
@@ -86,7 +88,13 @@ class LeavingRunner(Runner):
             if status is not ControlSignalStatus.ALREADY_CONCLUDED:  # else it reported its own end just now
                 leaving.append(run_id)
         rescheduled = [run_id for run_id in leaving if await self._reschedule(run_id)]
-        self._runs_task_group.cancel_scope.cancel()
+        for handle in handles:
+            try:
+                handle.graceful_kill()
+            except ProcessLookupError:
+                pass
+        # Only the loops: the runs' task group also encloses the runner's own shutdown (pausing the
+        # schedules, flushing events), which a cancel there would cut short.
         self._loops_task_group.cancel_scope.cancel()
         await self._kill_survivors(handles, STOP_GRACE_S)
         return rescheduled

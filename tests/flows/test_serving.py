@@ -25,18 +25,19 @@ class Process:
     def is_alive(self) -> bool:
         return self.alive
 
+    def graceful_kill(self) -> None:
+        self.alive = not self.exits_on_sigterm
+
     def hard_kill(self) -> None:
         self.alive, self.killed = False, True
 
 
 class Scope:
-    def __init__(self, log: list, name: str, processes: list[Process] = ()):
+    def __init__(self, log: list, name: str, processes: list[Process]):
         self.log, self.name, self.processes = log, name, processes
 
     def cancel(self) -> None:
-        self.log.append(("cancel", self.name))
-        for process in self.processes:  # the starters' cleanup sends SIGTERM to each process
-            process.alive = not process.exits_on_sigterm
+        self.log.append(("cancel", self.name, [p.alive for p in self.processes]))
 
 
 def runner_with(runs: dict[UUID, tuple[ControlSignalStatus, object, Process]], monkeypatch) -> tuple[serving.LeavingRunner, list]:
@@ -59,8 +60,7 @@ def runner_with(runs: dict[UUID, tuple[ControlSignalStatus, object, Process]], m
     runner._client = SimpleNamespace(read_flow_run=read_flow_run)
     runner._process_manager = SimpleNamespace(flow_run_ids=lambda: set(runs), get=lambda run_id: runs[run_id][2])
     processes = [p for _s, _st, p in runs.values()]
-    runner._runs_task_group = SimpleNamespace(cancel_scope=Scope(log, "runs", processes))
-    runner._loops_task_group = SimpleNamespace(cancel_scope=Scope(log, "loops"))
+    runner._loops_task_group = SimpleNamespace(cancel_scope=Scope(log, "loops", processes))
     return runner, log
 
 
@@ -72,7 +72,7 @@ def test_in_flight_runs_are_rescheduled_before_their_processes_stop(monkeypatch)
     assert log == [
         ("signal", a, "reschedule"), ("signal", b, "reschedule"),
         ("propose", a, "AwaitingRetry", serving.LEFT_MESSAGE), ("propose", b, "AwaitingRetry", serving.LEFT_MESSAGE),
-        ("cancel", "runs"), ("cancel", "loops"),
+        ("cancel", "loops", [False, False]),  # the processes were stopped first
     ]
     assert runner.stopping and not any(p.alive for _s, _st, p in runs.values())
 
@@ -127,5 +127,5 @@ def test_the_runner_parts_the_shutdown_drives_are_still_there():
     import inspect
 
     enter = inspect.getsource(Runner.__aenter__) + inspect.getsource(Runner.start)
-    assert "self._runs_task_group" in enter and "self._loops_task_group" in enter
+    assert "self._loops_task_group" in enter
     assert "signal.signal(signal.SIGTERM, self.handle_sigterm)" in inspect.getsource(Runner.start)
