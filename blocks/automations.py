@@ -20,6 +20,11 @@ Suspended and Paused runs are in the expected set, since a run waiting at a gate
 `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` set (>= 30 s; `HEARTBEAT_FREQUENCY_S` here), which the worker
 process (`vidgen serve`) must export.
 
+A crashed `produce-video` run (zombie-marked, or its process died) is restarted as the same run:
+`crash_restart_automation` moves it from Crashed to Scheduled (AwaitingRetry), a worker serving the
+deployment runs it again, and its persisted task results make it pay for nothing it already made.
+The flow itself gives up after `VIDGEN_MAX_RUN_RESTARTS` restarts (flows/produce_video.py).
+
 `Automation.create` is not idempotent (two calls make two automations with one name), so every
 automation is found by name and updated, left alone when unchanged, or created when missing.
 """
@@ -53,6 +58,8 @@ HEARTBEAT_FREQUENCY_S = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY for `vidgen serv
 ZOMBIE_AFTER_S = 3 * HEARTBEAT_FREQUENCY_S  # three missed heartbeats, as Prefect's guide sets it
 
 ZOMBIE_AUTOMATION = "vidgen: crash zombie produce-video runs"
+CRASH_RESTART_AUTOMATION = "vidgen: restart crashed produce-video runs"
+RESTARTED_MESSAGE = "Restarted after a crash by the vidgen automation; finished steps are served from their results"
 RUN_FAILED_AUTOMATION = "vidgen: alert when a produce-video run fails or crashes"
 CARD_ERROR_AUTOMATION = "vidgen: alert when a card reaches an Error status"
 GATE_WAITING_AUTOMATION = "vidgen: alert when a review gate waits past the reminder time"
@@ -209,6 +216,26 @@ def zombie_automation(after_s: float = ZOMBIE_AFTER_S) -> AutomationCore:
     )
 
 
+def crash_restart_automation() -> AutomationCore:
+    """Crashed produce-video run -> Scheduled (AwaitingRetry), the state Prefect's own retries use.
+
+    Crashed -> Scheduled is a transition Prefect's server accepts for a deployment's run without
+    forcing it, and a resumed gate does not count as a run, so `run_count` counts exactly the
+    restarts (and the first run) that the flow's restart limit reads."""
+    return AutomationCore(
+        name=CRASH_RESTART_AUTOMATION,
+        description="Runs a crashed produce-video run again (the same run; its persisted results are reused).",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Crashed"},
+            match=_FLOW_RUNS,
+            match_related=_VIDEO_RUN,
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[ChangeFlowRunState(state=StateType.SCHEDULED, name="AwaitingRetry", message=RESTARTED_MESSAGE)],
+    )
+
+
 def _notify(block_id: UUID, subject: str, body: str) -> SendNotification:
     return SendNotification(block_document_id=block_id, subject=subject, body=body)
 
@@ -329,7 +356,8 @@ def upsert_automation(client, wanted: AutomationCore) -> str:
 
 
 def register_automations(alerts_url: str | None = None) -> list[str]:
-    """Create or update the zombie detector and (with an alerts URL, now or from an earlier setup) the alerts.
+    """Create or update the zombie detector, the crash restart and (with an alerts URL, now or from an
+    earlier setup) the alerts.
 
     `alerts_url` comes from `vidgen setup --alerts-url`; without it `VIDGEN_ALERTS_URL` is used.
     Returns one line per thing done, like `blocks.config.register`.
@@ -338,7 +366,7 @@ def register_automations(alerts_url: str | None = None) -> list[str]:
 
     url = alerts_url or os.environ.get(ALERTS_URL_ENV) or None
     block_id = _saved_alerts_block(url)
-    wanted = [zombie_automation()]
+    wanted = [zombie_automation(), crash_restart_automation()]
     done: list[str] = []
     if block_id is not None:
         wanted += alert_automations(block_id, gate_reminder_s=gate_reminder_s())

@@ -4,8 +4,10 @@
   runs (top-level, so they can suspend at review gates and outlive this poll), never two per page.
 - Invalid Queued entries: back to Draft with the reasons on the page (done by `vidgen.polling`).
 - Review decisions made on the board: the waiting run is resumed with the reviewer's decision.
-- Runs that ended without telling Notion (a gate timed out, a worker died): their page is moved
-  to Error: Manual Review with the reason, so nothing is silently lost.
+- Runs that ended without telling Notion (a gate timed out, a worker died, a person cancelled it):
+  their page is moved to Error: Manual Review with the reason, so nothing is silently lost; a page
+  whose newer run is live, or that someone moved since the run's last write, is left alone.
+- A card put back to Queued while its run is busy returns at once to the run's status, with a note.
 An idle poll costs exactly one Notion request.
 """
 
@@ -22,27 +24,44 @@ from prefect.client.schemas.filters import (
     DeploymentFilterName,
     FlowRunFilter,
     FlowRunFilterEndTime,
+    FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
+    TaskRunFilter,
+    TaskRunFilterName,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 from prefect.deployments import run_deployment
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.flow_runs import resume_flow_run
 from pydantic import BaseModel, Field
 
+from blocks.automations import emit_card_error
 from flows.review import ReviewDecision, check_redo
 from tasks.notion import notion_gateway
 from vidgen.config import Paths
 from vidgen.models import Script, VideoEntry
+from vidgen.notion.errors import NotionNotFound
 from vidgen.pipeline import configured_channels
 from vidgen.polling import PollResult, ReviewRequest, poll_once
-from vidgen.statuses import ERROR_STATUSES, NotionStatus as S
+from vidgen.statuses import ERROR_STATUSES, PIPELINE, NotionStatus as S
 from vidgen.workspace import Workspace
 
 PRODUCE_DEPLOYMENT = "produce-video/produce-video"
 LIVE_STATES = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+ENDED_STATES = [StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
+# What a live run's card can show: every step of the pipeline but its end.
+RUN_STATUSES: frozenset[S] = frozenset(PIPELINE[:-1])
+# Where a card rests without a run: a reconcile never writes over these (Queued: re-queued by a person).
+RESTING_STATUSES: frozenset[S] = ERROR_STATUSES | {S.UPLOAD_COMPLETE, S.ARCHIVED, S.DRAFT, S.QUEUED, S.REVIEW_REJECTED}
+# A run that ended this recently is left to the next poll: its own last card write may still be on the
+# wire, and the crash-restart automation (`vidgen setup`) reschedules a Crashed run a moment after.
+SETTLE_S = 20.0
+UPDATE_CARD_RUN_PREFIX = "card: "  # tasks.notion.update_card's task_run_name
 
 
 class PollSummary(BaseModel):
@@ -67,6 +86,46 @@ def runs_for_page(page_id: str, states: list[StateType]) -> list[FlowRun]:
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)),
             )
         )
+
+
+def page_of(run: FlowRun) -> str | None:
+    return next((t.removeprefix("page:") for t in run.tags if t.startswith("page:")), None)
+
+
+def run_ui_url(run_id: str) -> str | None:
+    """The run's page in Prefect's UI (None when no UI address is configured)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    return f"{ui}/runs/flow-run/{run_id}" if ui else None
+
+
+def last_card_status(run_id: str) -> S | None:
+    """The status a run last wrote to its card, or None before its first write.
+
+    Read from the run itself: every card write is an `update-card` task run named after the status
+    it writes (`card: <status>`), kept by Prefect's server whatever happens to the worker. Only
+    Completed writes count (one that failed against a Notion outage never reached the card), the
+    newest by end time; a run restarted after a crash or resumed after a gate replays its earlier
+    writes from their cached results in the same order, so the newest is still where the run is.
+    Field-only writes (`card: None`) are skipped. This needs nothing the flow does not already do,
+    unlike a tag or label the flow would have to keep in step with each write.
+    """
+    with get_client(sync_client=True) as client:
+        writes = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
+            task_run_filter=TaskRunFilter(
+                name=TaskRunFilterName(like_=UPDATE_CARD_RUN_PREFIX),
+                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED])),
+            ),
+            sort=TaskRunSort.END_TIME_DESC,
+            limit=50,
+        )
+    for write in writes:
+        if write.name.startswith(UPDATE_CARD_RUN_PREFIX):
+            if (status := S.parse(write.name.removeprefix(UPDATE_CARD_RUN_PREFIX))) is not None:
+                return status
+    return None
 
 
 def video_run_name(channel_id: str, title: str) -> str:
@@ -108,12 +167,29 @@ def start_video_run(entry: VideoEntry, channel_id: str, deployment: str = PRODUC
     return VideoStart(run_id=str(run.id), run_name=run.name, started=True, state=run.state_name or "")
 
 
+def return_to_run(entry: VideoEntry, run_id: str, run_name: str) -> VideoEntry:
+    """Put a card someone moved to Queued while its run is busy back at the run's status, saying why.
+
+    The run's status is the one it last wrote (`last_card_status`); a run that has written nothing
+    yet is at Processing, which `start_video_run` wrote before creating it. The run's own next write
+    goes on from there as if the card had never moved (the board allows Queued -> any step a live
+    run can show for exactly this)."""
+    status = last_card_status(run_id)
+    if status not in RUN_STATUSES:
+        status = S.PROCESSING
+    link = run_ui_url(run_id) or f"run {run_name}"
+    return notion_gateway().update_entry(entry, status=status, error=f"already in production: {link}")
+
+
 @task(name="start-video", task_run_name="start {entry.title}", tags=["notion"])
 def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | None:
-    """The poller's start of one video; None when the page already has a live run."""
+    """The poller's start of one video; None when the page already has a live run (the card, which
+    someone put back to Queued, then returns to that run's status)."""
     outcome = start_video_run(entry, channel_id, deployment)
     if not outcome.started:
-        get_run_logger().info("%r already has run %s (%s); not starting another", entry.title, outcome.run_name, outcome.state)
+        shown = return_to_run(entry, outcome.run_id, outcome.run_name)
+        get_run_logger().info("%r already has run %s (%s); not starting another; card back at %s",
+                              entry.title, outcome.run_name, outcome.state, shown.status)
         return None
     return outcome.run_id
 
@@ -197,32 +273,70 @@ def apply_review(request: ReviewRequest, channel_id: str | None) -> str:
     return f"resumed run {paused[0].name} with {verdict.action.value}"
 
 
+def seconds_since_end(run: FlowRun, now: datetime) -> float:
+    ended = run.end_time or (run.state.timestamp if run.state else None)
+    return (now - ended).total_seconds() if ended else float("inf")
+
+
+def is_latest_and_over(run: FlowRun, page_runs: list[FlowRun]) -> bool:
+    """Whether `run` is its page's most recent run and no run of the page is live: only then does
+    its end say anything about the card (a newer run, live or not, owns the card)."""
+    if any(r.state and r.state.type in LIVE_STATES for r in page_runs):
+        return False
+    return all(r.id == run.id or r.created is None or run.created is None or r.created <= run.created for r in page_runs)
+
+
+def ended_reason(run: FlowRun, at: S) -> str:
+    """The card's Error text for a run that ended without writing it: Prefect is where it was seen."""
+    message = (run.state.message if run.state else "") or "the run ended unexpectedly"
+    state = run.state.name if run.state else "unexpectedly"
+    return f"Prefect: run {run.name} ended {state} at {at.value}: {message}"[:1900]
+
+
 @task(name="reconcile-ended-runs", tags=["notion"])
-def reconcile_ended_runs(window_minutes: int = 15) -> list[str]:
-    """Pages whose run ended Failed/Crashed without saying so on the board get the reason written."""
-    since = datetime.now(timezone.utc) - timedelta(minutes=window_minutes)
+def reconcile_ended_runs(window_minutes: int = 15, settle_s: float = SETTLE_S) -> list[str]:
+    """Pages whose run ended Failed, Crashed or Cancelled without saying so on the board get the reason.
+
+    Per page, only its most recent run counts, and only when none is live (a crashed run that the
+    restart automation rescheduled is live again). The card is written only when it still shows the
+    status that run last wrote: anything else means the run's own final write landed, or a person
+    moved the card, and either way the board already says what is true. Runs that ended less than
+    `settle_s` ago wait for the next poll. A page deleted or archived (whose run was cancelled for
+    it) needs nothing."""
+    now = datetime.now(timezone.utc)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])),
-                end_time=FlowRunFilterEndTime(after_=since),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ENDED_STATES)),
+                end_time=FlowRunFilterEndTime(after_=now - timedelta(minutes=window_minutes)),
             ),
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["produce-video"])),
+            sort=FlowRunSort.END_TIME_DESC,
         )
     handled: list[str] = []
+    seen: set[str] = set()
     gateway = notion_gateway()
     for run in runs:
-        page_id = next((t.removeprefix("page:") for t in run.tags if t.startswith("page:")), None)
-        if page_id is None:
+        page_id = page_of(run)
+        if page_id is None or page_id in seen:
             continue
-        entry = gateway.get_entry(page_id)
+        seen.add(page_id)
+        if seconds_since_end(run, now) < settle_s or not is_latest_and_over(run, runs_for_page(page_id, list(StateType))):
+            continue
+        try:
+            entry = gateway.get_entry(page_id)
+        except NotionNotFound:
+            continue
         status = entry.notion_status
-        if status is None or status in ERROR_STATUSES or status in {S.UPLOAD_COMPLETE, S.ARCHIVED, S.DRAFT, S.QUEUED, S.REVIEW_REJECTED}:
+        if entry.archived or status is None or status in RESTING_STATUSES:
             continue
-        message = (run.state.message if run.state else "") or "the run ended unexpectedly"
-        gateway.update_entry(
-            entry, status=S.ERROR_MANUAL_REVIEW, error=f"Run {run.name} ended {run.state_name} at {status.value}: {message}"
-        )
+        if status is not (last_card_status(str(run.id)) or S.PROCESSING):
+            continue
+        reason = ended_reason(run, status)
+        gateway.update_entry(entry, status=S.ERROR_MANUAL_REVIEW, error=reason)
+        channel = next((t.removeprefix("channel:") for t in run.tags if t.startswith("channel:")), "")
+        emit_card_error(page_id=page_id, title=entry.title, channel_id=channel, step=status.value,
+                        status=S.ERROR_MANUAL_REVIEW.value, reason=reason, card_url=entry.url or "", flow_run_id=run.id)
         handled.append(page_id)
     return handled
 

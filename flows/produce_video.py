@@ -13,11 +13,15 @@ after a crash repeats no paid call either.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prefect import flow, get_run_logger, runtime, unmapped
-from prefect.states import Cancelled, Completed, State
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.settings import PREFECT_API_URL
+from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.automations import emit_card_error, emit_cost_threshold
@@ -39,10 +43,13 @@ from vidgen.channels import channel_for_notion_value
 from vidgen.config import Paths
 from vidgen.errors import ProviderError, VidgenError
 from vidgen.models import ReviewAction, Scene, Script, VideoEntry
-from vidgen.notion.errors import NotionNotFound
+from vidgen.notion.errors import NotionError, NotionNotFound
 from vidgen.pipeline import SCENE_PADDING_S, AssembledVideo, NarrationTrack, Production, VideoBrief, configured_channels
 from vidgen.previews import PreviewItem
 from vidgen.statuses import ERROR_STATUSES, GATES, NotionStatus as S
+
+MAX_RUN_RESTARTS_ENV = "VIDGEN_MAX_RUN_RESTARTS"
+DEFAULT_MAX_RUN_RESTARTS = 3
 
 RESTARTABLE = {S.ERROR_RETRIABLE, S.ERROR_API_FAILURE, S.ERROR_MANUAL_REVIEW, S.ERROR_INVALID_INPUT, S.REVIEW_REJECTED}
 
@@ -106,6 +113,8 @@ def produce_video(page_id: str, channel_id: str | None = None) -> str | State:
         return Cancelled(message=f"Notion page {page_id} no longer exists; nothing to make")
     if entry.archived:
         return Cancelled(message=f"Notion page {page_id} is archived; nothing to make")
+    if (restarts := restarts_so_far()) > max_run_restarts():
+        return given_up(entry, restarts)
     channel = channel_for_notion_value(configured_channels(Paths.from_env().channels), channel_id or entry.channel)
     if channel is None:
         update_card(entry, S.ERROR_INVALID_INPUT, error=f"Channel {entry.channel!r} is not configured")
@@ -132,8 +141,80 @@ def produce_video(page_id: str, channel_id: str | None = None) -> str | State:
             raise
         except Exception as exc:
             get_run_logger().exception("Unexpected failure making %s", brief.title)
-            video.report(S.ERROR_MANUAL_REVIEW, error=f"{type(exc).__name__}: {exc}"[:1900])
+            video.report(S.ERROR_MANUAL_REVIEW, error=failure_reason(exc, video.card.status)[:1900])
             raise
+
+
+def max_run_restarts() -> int:
+    """How many times a crashed run is started again before a person is asked (`VIDGEN_MAX_RUN_RESTARTS`)."""
+    raw = os.environ.get(MAX_RUN_RESTARTS_ENV, "").strip()
+    return int(raw) if raw else DEFAULT_MAX_RUN_RESTARTS
+
+
+def restarts_so_far() -> int:
+    """Times this run was started again: Prefect counts every start of a flow run (`run_count`, 1 on
+    the first) except a resume from a review gate, so restarts after a crash or a worker's
+    shutdown are exactly the starts after the first."""
+    return max(int(runtime.flow_run.run_count or 1) - 1, 0)
+
+
+def restart_history(flow_run_id: str | None) -> str:
+    """Why the run was started again, the latest last: the messages of its Crashed states and of the
+    reschedules that followed (a worker's shutdown, the crash-restart automation)."""
+    from prefect.client.orchestration import get_client
+
+    if not flow_run_id:
+        return ""
+    with get_client(sync_client=True) as client:
+        states = client.read_flow_run_states(flow_run_id)
+    reasons = [s.message for s in sorted(states, key=lambda s: s.timestamp)
+               if s.message and (s.is_crashed() or s.name == "AwaitingRetry")]
+    return reasons[-1] if reasons else ""
+
+
+def given_up(entry: VideoEntry, restarts: int) -> State:
+    """Stop a run restarted more often than allowed: Error: Manual Review, with the history, on the card.
+
+    The run ends Failed (not Crashed), so the crash-restart automation leaves it there."""
+    try:
+        last = restart_history(runtime.flow_run.id)
+    except Exception as exc:  # the history is a courtesy; the stop is what matters
+        last = f"(its history could not be read: {exc})"
+    reason = (f"Restarted {restarts} times after crashes (limit {max_run_restarts()}, {MAX_RUN_RESTARTS_ENV}); "
+              f"last: {last or 'no reason recorded'}. Set Status to Queued to make it again.")
+    step = entry.status
+    try:
+        update_card(entry, S.ERROR_MANUAL_REVIEW, error=reason[:1900])
+    except Exception as exc:
+        get_run_logger().error("Could not write Error: Manual Review to Notion page %s: %s", entry.page_id, exc)
+    emit_card_error(page_id=entry.page_id, title=entry.title, channel_id=entry.channel or "", step=step,
+                    status=S.ERROR_MANUAL_REVIEW.value, reason=reason, card_url=entry.url or "")
+    return Failed(message=reason)
+
+
+def failure_reason(exc: BaseException, step: str) -> str:
+    """The card's Error text for a failure: it names the service that failed, so a person knows where to look.
+
+    Provider and Notion errors name themselves ("kling: HTTP 500 ...", "Notion at ... is not
+    reachable ..."). A bare HTTP error reaches here only from Prefect's client (providers and the
+    Notion gateway translate theirs), and is named Prefect's when it went to Prefect's API address;
+    anything else is named by the step the card was at."""
+    if isinstance(exc, (ProviderError, NotionError)):
+        return str(exc)
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, PrefectHTTPStatusError):
+        return f"Prefect API error ({detail})"
+    if isinstance(exc, httpx.HTTPError):
+        try:
+            url = str(exc.request.url)
+        except RuntimeError:  # an httpx error raised outside a request
+            url = ""
+        api = PREFECT_API_URL.value() or ""
+        if api and url.startswith(api.rstrip("/")):
+            return f"Prefect API unreachable ({detail})" if isinstance(exc, httpx.TransportError) else f"Prefect API error ({detail})"
+        if url:
+            return f"HTTP request to {httpx.URL(url).host} failed at {step} ({detail})"
+    return f"{step} failed: {detail}"
 
 
 def make_video(video: VideoRun) -> str:

@@ -99,6 +99,9 @@ def _build_transitions() -> dict[NotionStatus, frozenset[NotionStatus]]:
     moves[S.DRAFT] |= {S.READY_FOR_PLANNING, S.QUEUED}
     moves[S.READY_FOR_PLANNING] |= {S.DRAFT, S.QUEUED}
     moves[S.QUEUED] |= {S.DRAFT, S.PROCESSING}
+    # A card a person re-queued while its run is busy is put back at the status the run is at
+    # (the poller's `return_to_run`): any step a live run can show, never Upload Complete.
+    moves[S.QUEUED] |= set(PIPELINE[:-1])
     # Forward along the pipeline; a gate that a channel turns off is skipped, so any later step is legal.
     for i, status in enumerate(PIPELINE):
         moves[status] |= set(PIPELINE[i + 1 :])

@@ -42,6 +42,41 @@ def test_zombie_detection_is_prefects_documented_trigger_for_video_runs_only():
     assert isinstance(action, ChangeFlowRunState) and action.state == StateType.CRASHED
 
 
+def test_a_crashed_video_run_is_scheduled_again_as_the_same_run():
+    restart = automations.crash_restart_automation()
+    trigger = restart.trigger
+    assert trigger.expect == {"prefect.flow-run.Crashed"} and not trigger.after
+    assert trigger.posture == Posture.Reactive and trigger.threshold == 1
+    assert trigger.match.model_dump() == {"prefect.resource.id": "prefect.flow-run.*"}
+    # only produce-video runs: a crashed poll is simply replaced by the next one
+    assert trigger.match_related.model_dump() == {"prefect.resource.role": "flow", "prefect.resource.name": "produce-video"}
+    (action,) = restart.actions
+    assert isinstance(action, ChangeFlowRunState)
+    assert (action.state, action.name, action.force) == (StateType.SCHEDULED, "AwaitingRetry", False)
+    assert "Restarted after a crash" in action.message
+
+
+def test_setup_registers_the_crash_restart_even_without_alerts(monkeypatch):
+    api = FakeAutomationsApi()
+    monkeypatch.delenv(automations.ALERTS_URL_ENV, raising=False)
+    monkeypatch.setattr(automations, "_saved_alerts_block", lambda url: None)
+
+    class Client(FakeAutomationsApi):
+        def __enter__(self):
+            return api
+
+        def __exit__(self, *exc):
+            return None
+
+    import prefect.client.orchestration
+
+    monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda sync_client: Client())
+    done = automations.register_automations()
+    assert f"automation {automations.CRASH_RESTART_AUTOMATION!r}: created" in done
+    assert automations.register_automations().count(f"automation {automations.CRASH_RESTART_AUTOMATION!r}: unchanged") == 1
+    assert {a.name for a in api.stored.values()} == {automations.ZOMBIE_AUTOMATION, automations.CRASH_RESTART_AUTOMATION}
+
+
 def test_a_gate_alert_fires_only_when_the_run_stays_suspended_past_the_reminder():
     alerts = {a.name: a for a in automations.alert_automations(BLOCK, gate_reminder_s=6 * 3600)}
     gate = alerts[automations.GATE_WAITING_AUTOMATION].trigger

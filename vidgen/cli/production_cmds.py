@@ -78,10 +78,9 @@ def serve(
     # Prefect's server runs without CSRF protection by default; asking for a token costs every new
     # client (one per task run's lease renewal) a refused round trip.
     os.environ.setdefault("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
-    from prefect import serve as prefect_serve
-
     from blocks.config import register
     from flows.deployments import served_deployments
+    from flows.serving import serve_leaving_runs
     from vidgen.stack import embedded_on_sqlite
 
     register()
@@ -90,9 +89,12 @@ def serve(
             "[yellow]Prefect's server runs on SQLite (VIDGEN_PREFECT_DATABASE=sqlite): fine for a video or two at "
             "once; tagged tasks wait on \"database is locked\" retries beyond that. Unset it to use PostgreSQL.[/]"
         )
-    console.print(f"Serving [bold]poll-notion[/] (every {poll_interval} s), [bold]produce-video[/] and [bold]handle-page[/]; Ctrl+C stops.")
+    console.print(
+        f"Serving [bold]poll-notion[/] (every {poll_interval} s), [bold]produce-video[/] and [bold]handle-page[/]; "
+        "Ctrl+C or SIGTERM stops at once, leaving videos in progress to the next `vidgen serve`."
+    )
     with _receiving_webhooks(webhook_port, replace_webhook_token):
-        prefect_serve(*served_deployments(poll_interval=poll_interval), limit=limit)
+        serve_leaving_runs(served_deployments(poll_interval=poll_interval), limit=limit)
 
 
 @contextmanager
