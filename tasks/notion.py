@@ -2,8 +2,9 @@
 
 Results are persisted so a resumed run (which re-executes the flow from the top) does not write the
 same status again. Card writes go through the durable outbox (`vidgen.notion.outbox`): while Notion
-is unreachable or rate limiting they wait there, in order, and the video goes on. Every call takes a slot of the `notion` tag (at most 3 calls at once), and every
-request a slot of the server-wide `notion-api` rate limit, so all flow runs together stay under
+is unreachable or rate limiting they wait there, in order, and the video goes on.
+
+Every call takes a slot of the `notion` tag (at most 3 calls at once), and every request a slot of the server-wide `notion-api` rate limit, so all flow runs together stay under
 Notion's 3 requests/second.
 """
 
@@ -22,7 +23,7 @@ from vidgen.errors import VidgenError
 from vidgen.models import VideoEntry
 from vidgen.notion.errors import NotionInvalidEntry, NotionNotFound
 from vidgen.notion.gateway import NotionGateway
-from vidgen.notion.outbox import CardOutbox, Delivery, DroppedWrite, card_changes
+from vidgen.notion.outbox import CardOutbox, Delivery, DroppedWrite, card_changes, outbox_path
 from vidgen.statuses import NotionStatus
 
 
@@ -71,7 +72,7 @@ def read_entry(page_id: str) -> VideoEntry:
 
 def card_outbox() -> CardOutbox:
     """This machine's outbox of card writes, under VIDGEN_HOME (shared by its runs and its poller)."""
-    return CardOutbox.for_paths(Paths.from_env())
+    return CardOutbox(outbox_path(Paths.from_env()))
 
 
 @task(name="update-card", task_run_name="card: {status}", cache_policy=DEFAULT - "entry", **NOTION_TASK)

@@ -51,6 +51,7 @@ class Logger(Protocol):
 
 
 def outbox_path(paths: Paths) -> Path:
+    """Where this machine's outbox lives: beside the other state under VIDGEN_HOME."""
     return paths.home / "notion-outbox.sqlite"
 
 
@@ -154,16 +155,13 @@ class CardOutbox:
                 "until REAL NOT NULL)"
             )
 
-    @classmethod
-    def for_paths(cls, paths: Paths | None = None) -> CardOutbox:
-        return cls(outbox_path(paths or Paths.from_env()))
-
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction on a fresh connection (safe across threads and processes)."""
+        """One short write transaction on a fresh connection (safe across threads and processes). The
+        default rollback journal, not WAL: WAL needs every process on one host, and workers in
+        containers may share VIDGEN_HOME on a volume."""
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -234,7 +232,9 @@ class CardOutbox:
 
     # --- writing and delivering -----------------------------------------------------------------
 
-    def write(self, gateway: NotionGateway, entry: VideoEntry, changes: dict[str, Any], *, logger: Logger = log) -> CardWrite:
+    def write(
+        self, gateway: NotionGateway, entry: VideoEntry, changes: dict[str, Any], *, logger: Logger = log
+    ) -> CardWrite:
         """Keep the write, then deliver the page's writes in order; the card as Notion answered, or
         as it will be once the write is delivered when Notion is not answering (or another process
         is delivering this page right now). Refusals are reported in `refused`, never raised."""
@@ -292,20 +292,19 @@ class CardOutbox:
         except OUTAGE_ERRORS as exc:
             delivery.outage = str(exc)
             return False
-        except NotionNotFound as exc:
-            seqs = [write.seqs[0] for write in self.pending(batch.page_id)]
-            self._drop(DroppedWrite(page_id=batch.page_id, seqs=seqs, changes=batch.changes, gone=True, reason=str(exc)),
-                       delivery, logger)  # fmt: skip
+        except NotionNotFound as exc:  # the page is gone: none of its writes can ever land
+            every = [write.seqs[0] for write in self.pending(batch.page_id)]
+            self._drop(batch.model_copy(update={"seqs": every}), str(exc), delivery, logger, gone=True)
             return False
-        except (NotionInvalidEntry, IllegalTransition) as exc:
-            self._drop(DroppedWrite(page_id=batch.page_id, seqs=batch.seqs, changes=batch.changes, gone=False, reason=str(exc)),
-                       delivery, logger)  # fmt: skip
+        except (NotionInvalidEntry, IllegalTransition) as exc:  # waiting cannot fix this one
+            self._drop(batch, str(exc), delivery, logger, gone=False)
             return True
         self._remove(batch.seqs)
         delivery.delivered += batch.seqs
         return True
 
-    def _drop(self, dropped: DroppedWrite, delivery: Delivery, logger: Logger) -> None:
+    def _drop(self, batch: PendingWrite, reason: str, delivery: Delivery, logger: Logger, *, gone: bool) -> None:
+        dropped = DroppedWrite(page_id=batch.page_id, seqs=batch.seqs, changes=batch.changes, gone=gone, reason=reason)
         self._remove(dropped.seqs)
         delivery.dropped.append(dropped)
         what = "the page is gone" if dropped.gone else "Notion refused it"
