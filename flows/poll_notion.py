@@ -1,5 +1,6 @@
 """poll-notion: every minute, turn the Notion board into flow runs.
 
+- Card writes that waited for Notion (the outbox, `vidgen.notion.outbox`): delivered first, in order.
 - Valid Queued entries: moved to Processing and started as their own `produce-video` deployment
   runs (top-level, so they can suspend at review gates and outlive this poll), never two per page.
 - Invalid Queued entries: back to Draft with the reasons on the page (done by `vidgen.polling`).
@@ -8,7 +9,8 @@
   their page is moved to Error: Manual Review with the reason, so nothing is silently lost; a page
   whose newer run is live, or that someone moved since the run's last write, is left alone.
 - A card put back to Queued while its run is busy returns at once to the run's status, with a note.
-An idle poll costs exactly one Notion request.
+- Card writes that waited in the outbox while Notion was down are delivered first, in order.
+An idle poll costs exactly one Notion request. A poll Notion does not answer is skipped, in one log line.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from pydantic import BaseModel, Field
 
 from blocks.automations import emit_card_error
 from flows.review import ReviewDecision, check_redo
-from tasks.notion import notion_gateway
+from tasks.notion import deliver_card_writes, notion_gateway
 from vidgen.config import Paths
 from vidgen.models import Script, VideoEntry
 from vidgen.notion.errors import NotionNotFound
+from vidgen.notion.outbox import OUTAGE_ERRORS
 from vidgen.pipeline import configured_channels
 from vidgen.polling import PollResult, ReviewRequest, poll_once
 from vidgen.statuses import ERROR_STATUSES, PIPELINE, NotionStatus as S
@@ -343,10 +346,18 @@ def reconcile_ended_runs(window_minutes: int = 15, settle_s: float = SETTLE_S) -
 
 @flow(name="poll-notion", log_prints=True)
 def poll_notion(deployment: str = PRODUCE_DEPLOYMENT) -> PollSummary:
-    """Look at the Notion board once and act on it."""
+    """Deliver the card writes that waited for Notion, then look at the board once and act on it.
+    A poll Notion does not answer is skipped (one log line) and made up by the next one."""
     logger = get_run_logger()
     channels = configured_channels(Paths.from_env().channels)
-    result = find_work()
+    delivery = deliver_card_writes()
+    try:
+        result = find_work() if delivery.outage is None else None
+    except OUTAGE_ERRORS:
+        result = None
+    if result is None:
+        logger.warning("Notion unreachable: skipped this poll; pending card writes: %d", delivery.pending)
+        return PollSummary()
     summary = PollSummary(notion_requests=result.requests, rejected=[r.entry.title for r in result.rejected])
     for rejected in result.rejected:
         logger.warning("Sent back to Draft: %r: %s", rejected.entry.title, "; ".join(rejected.reasons))

@@ -1,8 +1,10 @@
 """Notion as the status board: every read and write the flows make, as tagged, persisted tasks.
 
 Results are persisted so a resumed run (which re-executes the flow from the top) does not write the
-same status again. Every call takes a slot of the `notion` tag (at most 3 calls at once), and every
-request a slot of the server-wide `notion-api` rate limit, so all flow runs together stay under
+same status again. Card writes go through the durable outbox (`vidgen.notion.outbox`): while Notion
+is unreachable or rate limiting they wait there, in order, and the video goes on.
+
+Every call takes a slot of the `notion` tag (at most 3 calls at once), and every request a slot of the server-wide `notion-api` rate limit, so all flow runs together stay under
 Notion's 3 requests/second.
 """
 
@@ -11,16 +13,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import DEFAULT
 from prefect.concurrency.sync import rate_limit
 
 from blocks.config import concurrency_config
-from vidgen.config import notion_settings
+from vidgen.config import Paths, notion_settings
 from vidgen.errors import VidgenError
 from vidgen.models import VideoEntry
 from vidgen.notion.errors import NotionInvalidEntry, NotionNotFound
 from vidgen.notion.gateway import NotionGateway
+from vidgen.notion.outbox import CardOutbox, Delivery, DroppedWrite, card_changes, outbox_path
 from vidgen.statuses import NotionStatus
 
 
@@ -67,25 +70,51 @@ def read_entry(page_id: str) -> VideoEntry:
     return notion_gateway().get_entry(page_id)
 
 
+def card_outbox() -> CardOutbox:
+    """This machine's outbox of card writes, under VIDGEN_HOME (shared by its runs and its poller)."""
+    return CardOutbox(outbox_path(Paths.from_env()))
+
+
 @task(name="update-card", task_run_name="card: {status}", cache_policy=DEFAULT - "entry", **NOTION_TASK)
 def update_card(entry: VideoEntry, status: NotionStatus | None = None, round: int = 1, **fields: Any) -> VideoEntry:
-    """Write a status (and fields) to the card and return the card as Notion now holds it.
+    """Write a status (and fields) to the card and return the card as Notion now holds it, or, while
+    Notion is unreachable or rate limiting, as it will hold it once the write waiting in the outbox
+    is delivered: a Notion outage does not fail the video.
 
     Its cache key is what it writes (status, round, fields) in this flow run, never the card it
     starts from: a resumed run re-executing the flow finds each write done and sends nothing, while
     a redo round (a new `round`) writes its statuses again."""
     gateway = notion_gateway()
+    logger = get_run_logger()
+    outcome = card_outbox().write(gateway, entry, card_changes(status, **fields), logger=logger)
+    if outcome.refused is not None:
+        raise _refusal(gateway, entry, outcome.refused)
+    if outcome.queued:
+        logger.warning(
+            "Card write %r waits in the outbox (%s; %d write(s) of this page waiting), delivered in order "
+            "once Notion answers: production continues",
+            status.value if status else "fields", outcome.delivery.outage or "another process is delivering this page",
+            outcome.delivery.pending,
+        )
+    return outcome.card
+
+
+def _refusal(gateway: NotionGateway, entry: VideoEntry, refused: DroppedWrite) -> Exception:
+    """What a refused card write means for the run: EntryGone when the page was deleted or archived
+    (Notion refuses edits to archived pages), else the refusal itself."""
     try:
-        return gateway.update_entry(entry, status=status, **fields)
-    except (NotionNotFound, NotionInvalidEntry) as exc:
-        # Notion refuses edits to archived pages; tell a deleted card apart from a real error.
-        try:
-            gone = gateway.get_entry(entry.page_id).archived
-        except NotionNotFound:
-            gone = True
-        if gone:
-            raise EntryGone(f"the Notion page {entry.page_id} ({entry.title!r}) was deleted") from exc
-        raise
+        gone = refused.gone or gateway.get_entry(entry.page_id).archived
+    except NotionNotFound:
+        gone = True
+    if gone:
+        return EntryGone(f"the Notion page {entry.page_id} ({entry.title!r}) was deleted")
+    return NotionInvalidEntry(refused.reason, base_url=gateway.url)
+
+
+@task(name="deliver-card-writes", tags=["notion"])
+def deliver_card_writes() -> Delivery:
+    """Deliver the card writes that waited for Notion, in order (the poller does this first)."""
+    return card_outbox().deliver(notion_gateway(), logger=get_run_logger())
 
 
 @task(name="link-notion-page", persist_result=True)

@@ -18,6 +18,7 @@ EXPECTED_TAGS = {
     "publish-video": {"youtube"},
     "read-entry": {"notion"},
     "update-card": {"notion"},
+    "deliver-card-writes": {"notion"},
     "find-work": {"notion"},
     "start-video": {"notion"},
     "apply-review": {"notion"},
