@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field
 
 from blocks.automations import emit_card_error
 from flows.review import ReviewDecision, check_redo
-from tasks.notion import deliver_card_writes, notion_gateway
+from tasks.notion import CARD_WRITE_PREFIX, deliver_card_writes, notion_gateway, status_in_card_write
 from vidgen.config import Paths
 from vidgen.models import Script, VideoEntry
 from vidgen.notion.errors import NotionNotFound
@@ -64,7 +64,6 @@ RESTING_STATUSES: frozenset[S] = ERROR_STATUSES | {S.UPLOAD_COMPLETE, S.ARCHIVED
 # A run that ended this recently is left to the next poll: its own last card write may still be on the
 # wire, and the crash-restart automation (`vidgen setup`) reschedules a Crashed run a moment after.
 SETTLE_S = 20.0
-UPDATE_CARD_RUN_PREFIX = "card: "  # tasks.notion.update_card's task_run_name
 
 
 class PollSummary(BaseModel):
@@ -107,28 +106,24 @@ def last_card_status(run_id: str) -> S | None:
     """The status a run last wrote to its card, or None before its first write.
 
     Read from the run itself: every card write is an `update-card` task run named after the status
-    it writes (`card: <status>`), kept by Prefect's server whatever happens to the worker. Only
+    it writes (`tasks.notion.card_write_name`), kept by Prefect's server whatever happens to the worker. Only
     Completed writes count (one that failed against a Notion outage never reached the card), the
     newest by end time; a run restarted after a crash or resumed after a gate replays its earlier
     writes from their cached results in the same order, so the newest is still where the run is.
-    Field-only writes (`card: None`) are skipped. This needs nothing the flow does not already do,
+    Field-only writes are skipped. This needs nothing the flow does not already do,
     unlike a tag or label the flow would have to keep in step with each write.
     """
     with get_client(sync_client=True) as client:
         writes = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])),
             task_run_filter=TaskRunFilter(
-                name=TaskRunFilterName(like_=UPDATE_CARD_RUN_PREFIX),
+                name=TaskRunFilterName(like_=CARD_WRITE_PREFIX),
                 state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED])),
             ),
             sort=TaskRunSort.END_TIME_DESC,
             limit=50,
         )
-    for write in writes:
-        if write.name.startswith(UPDATE_CARD_RUN_PREFIX):
-            if (status := S.parse(write.name.removeprefix(UPDATE_CARD_RUN_PREFIX))) is not None:
-                return status
-    return None
+    return next((status for w in writes if (status := status_in_card_write(w.name)) is not None), None)
 
 
 def video_run_name(channel_id: str, title: str) -> str:
@@ -297,7 +292,7 @@ def ended_reason(run: FlowRun, at: S) -> str:
 
 
 @task(name="reconcile-ended-runs", tags=["notion"])
-def reconcile_ended_runs(window_minutes: int = 15, settle_s: float = SETTLE_S) -> list[str]:
+def reconcile_ended_runs(window_minutes: int = 15, settle_s: float | None = None) -> list[str]:
     """Pages whose run ended Failed, Crashed or Cancelled without saying so on the board get the reason.
 
     Per page, only its most recent run counts, and only when none is live (a crashed run that the
@@ -306,6 +301,7 @@ def reconcile_ended_runs(window_minutes: int = 15, settle_s: float = SETTLE_S) -
     moved the card, and either way the board already says what is true. Runs that ended less than
     `settle_s` ago wait for the next poll. A page deleted or archived (whose run was cancelled for
     it) needs nothing."""
+    settle_s = SETTLE_S if settle_s is None else settle_s
     now = datetime.now(timezone.utc)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(

@@ -75,7 +75,28 @@ def card_outbox() -> CardOutbox:
     return CardOutbox(outbox_path(Paths.from_env()))
 
 
-@task(name="update-card", task_run_name="card: {status}", cache_policy=DEFAULT - "entry", **NOTION_TASK)
+CARD_WRITE_PREFIX = "card: "
+
+
+def card_write_name() -> str:
+    """A card write's run name: the status it writes, the fields, the round ("card: Assets Ready #2",
+    "card: Processing + error, run_url #1", "card: + error #3"); `status_in_card_write` reads it back."""
+    params = runtime.task_run.parameters
+    status = params.get("status")
+    fields = ", ".join(sorted(params.get("fields") or {}))
+    what = " ".join(part for part in (getattr(status, "value", status) or "", f"+ {fields}" if fields else "") if part)
+    return f"{CARD_WRITE_PREFIX}{what} #{params.get('round', 1)}"
+
+
+def status_in_card_write(run_name: str) -> NotionStatus | None:
+    """The status a card write's run (named by `card_write_name`) wrote; None for a fields-only write."""
+    if not run_name.startswith(CARD_WRITE_PREFIX):
+        return None
+    what = run_name.removeprefix(CARD_WRITE_PREFIX).rsplit(" #", 1)[0]
+    return NotionStatus.parse(what.split("+", 1)[0].strip() or None)
+
+
+@task(name="update-card", task_run_name=card_write_name, cache_policy=DEFAULT - "entry", **NOTION_TASK)
 def update_card(entry: VideoEntry, status: NotionStatus | None = None, round: int = 1, **fields: Any) -> VideoEntry:
     """Write a status (and fields) to the card and return the card as Notion now holds it, or, while
     Notion is unreachable or rate limiting, as it will hold it once the write waiting in the outbox

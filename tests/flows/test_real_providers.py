@@ -221,6 +221,10 @@ def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(st
     assert thumbnail.query["videoId"] == STANDIN_VIDEO_ID and thumbnail.headers["authorization"] == youtube_auth
     assert thumbnail.headers["content-type"] == "image/jpeg"
     assert standins.thumbnails[STANDIN_VIDEO_ID] == thumbnail_file.read_bytes()
+    (captions,) = standins.seen("youtube-captions")  # captions.insert, after the upload
+    assert captions.headers["authorization"] == youtube_auth
+    language, body = standins.captions[STANDIN_VIDEO_ID]
+    assert language == real_channel.language and next(workspace.glob("final/*.srt")).read_bytes() in body
     assert not [r for r in seen if r.path == "/token"], "the stored token was fresh; nothing should refresh it"
 
     # the film: H.264 1920x1080 with AAC sound and captions
@@ -240,7 +244,7 @@ def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(st
     assert {line.usd for line in lines if line.step == "sound"} == {0.002}
     characters = sum(len(s.narration) for s in scenes)
     assert sum(line.usd for line in lines if line.step == "narration") == pytest.approx(characters * 0.006 / 1000)
-    assert [line.units for line in lines if line.step == "publish"] == [1650]
+    assert [line.units for line in lines if line.step == "publish"] == [2050]  # upload 1,600 + thumbnail 50 + captions 400
     assert done.cost_usd == ledger.total_for(entry.page_id) > 0
     assert done.cost_usd == pytest.approx(sum(line.usd for line in lines), abs=1e-4)
 

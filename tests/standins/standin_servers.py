@@ -19,8 +19,10 @@ googleapiclient — run end to end when the base URLs point here:
   https://elevenlabs.io/docs/api-reference/sound-generation
 - YouTube resumable upload `POST /upload/youtube/v3/videos?uploadType=resumable` -> 200 + Location;
   `PUT <Location>` with Content-Range -> 308 + Range until complete, then 200 + the video resource;
-  `POST /upload/youtube/v3/thumbnails/set`.
-  https://developers.google.com/youtube/v3/guides/using_resumable_upload_protocol
+  `POST /upload/youtube/v3/thumbnails/set`; `POST /upload/youtube/v3/captions` (multipart: the
+  snippet JSON, then the track) -> the caption resource.
+  https://developers.google.com/youtube/v3/guides/using_resumable_upload_protocol,
+  https://developers.google.com/youtube/v3/docs/captions/insert
 
 Each service checks its credential the way the real one does and answers its documented auth
 error otherwise, so a run that reaches the end also proves the right key went to the right host.
@@ -73,6 +75,7 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("/v1/sound-generation", "elevenlabs-sfx", True),
     ("/upload/youtube/v3/videos", "youtube-upload", True),
     ("/upload/youtube/v3/thumbnails/set", "youtube-thumbnail", True),
+    ("/upload/youtube/v3/captions", "youtube-captions", True),
 )
 
 
@@ -317,6 +320,7 @@ class StandinState:
         self.sessions: dict[str, _UploadSession] = {}
         self.videos: dict[str, bytes] = {}
         self.thumbnails: dict[str, bytes] = {}
+        self.captions: dict[str, tuple[str, bytes]] = {}  # video id -> (language, the multipart body)
         self.clips: dict[int, Path] = {}
         self._clip_lock = threading.Lock()  # not `lock`: making a clip takes seconds
         self._ids = itertools.count(1)
@@ -532,6 +536,22 @@ def create_app(state: StandinState) -> FastAPI:
         items = [{"default": {"url": url, "width": 120, "height": 90}}]
         return {"kind": "youtube#thumbnailSetResponse", "etag": "standin-etag", "items": items}
 
+    @app.post("/upload/youtube/v3/captions")
+    async def insert_captions(request: Request, part: str = "") -> Any:
+        if not youtube_authorised(request):
+            return youtube_error(401, "authError", "Invalid Credentials")
+        body = await request.body()
+        snippet_json = re.search(rb'\{"snippet".*?\}\}', body)
+        if part != "snippet" or snippet_json is None:
+            return youtube_error(400, "invalidValue", "captions.insert needs part=snippet and a snippet")
+        snippet = json.loads(snippet_json.group())["snippet"]
+        if snippet.get("videoId") not in state.videos:
+            return youtube_error(404, "videoNotFound", f"video {snippet.get('videoId')} not found")
+        with state.lock:
+            state.captions[snippet["videoId"]] = (snippet.get("language", ""), body)
+        return {"kind": "youtube#caption", "etag": "standin-etag", "id": "standin-caption",
+                "snippet": {**snippet, "trackKind": "standard", "status": "serving"}}
+
     return app
 
 
@@ -579,6 +599,10 @@ class StandinServer:
     @property
     def thumbnails(self) -> dict[str, bytes]:
         return dict(self.state.thumbnails)
+
+    @property
+    def captions(self) -> dict[str, tuple[str, bytes]]:
+        return dict(self.state.captions)
 
     @property
     def uploaded_files(self) -> dict[str, bytes]:
