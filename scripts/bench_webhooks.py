@@ -69,7 +69,9 @@ from vidgen.loopback import LoopbackServer  # noqa: E402
 from vidgen.notion.gateway import NotionGateway  # noqa: E402
 from vidgen.notion.ratelimit import TokenBucket  # noqa: E402
 from vidgen.notion.server import LocalNotionServer  # noqa: E402
-from vidgen.notion.server.webhooks import WebhookSender, request_subscription, subscription_file  # noqa: E402
+from vidgen.notion.server.webhooks import (  # noqa: E402
+    WEBHOOK_API_VERSION, WebhookSender, request_subscription, subscription_file,
+)  # fmt: skip
 from vidgen.pipeline import configured_channels  # noqa: E402
 from vidgen.statuses import NotionStatus  # noqa: E402
 from vidgen.webhooks import WEBHOOK_PATH, ReceiverConfig, create_webhook_app, sign  # noqa: E402
@@ -240,8 +242,17 @@ class Bench:
     deadline: Deadline
     since: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     notion_url: str = ""
+    data_source_id: str = ""
     worker: subprocess.Popen | None = None
     prefect_up: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    def say(self, line: str) -> None:
+        print(f"{time.monotonic() - self.started:6.1f} s  {line}")
+
+    def gateway(self) -> NotionGateway:
+        """The benchmark's own Notion client: it writes what a person would (entries, decisions)."""
+        return NotionGateway(LOCAL_NOTION_TOKEN, base_url=self.notion_url, data_source_id=self.data_source_id)
 
     @property
     def worker_log(self) -> Path:
@@ -291,13 +302,13 @@ def start_stack(bench: Bench, *, sqlite: bool) -> None:
     bench.prefect_up = True
     bench.notion_url = stack.ensure_local_notion(paths, port=stack.free_port())
     with NotionGateway(LOCAL_NOTION_TOKEN, base_url=bench.notion_url) as gateway:
-        _database, data_source_id = gateway.create_database(
+        _database, bench.data_source_id = gateway.create_database(
             parent_page_id=None, title="Video Pipeline", channels=configured_channels(paths.channels)
         )
     os.environ.update(NOTION_TOKEN=LOCAL_NOTION_TOKEN, NOTION_BASE_URL=bench.notion_url,
-                      NOTION_DATA_SOURCE_ID=data_source_id)
-    print(f"Prefect {server.api_url} on {'SQLite' if sqlite else 'PostgreSQL'}; local Notion {bench.notion_url}; "
-          f"VIDGEN_HOME {paths.home}", flush=True)
+                      NOTION_DATA_SOURCE_ID=bench.data_source_id)
+    bench.say(f"Prefect {server.api_url} on {'SQLite' if sqlite else 'PostgreSQL'}; local Notion {bench.notion_url}; "
+              f"VIDGEN_HOME {paths.home}")
 
 
 def serve_worker(bench: Bench, args: list[str]) -> None:
@@ -320,6 +331,7 @@ def serve_worker(bench: Bench, args: list[str]) -> None:
                 return False
 
     bench.wait(applied, f"vidgen serve {' '.join(args)} to serve its deployments")
+    bench.say(f"worker ready: vidgen serve {' '.join(args)}")
 
 
 def stop_worker(bench: Bench) -> None:
@@ -344,7 +356,8 @@ def subscribe(bench: Bench, port: int) -> None:
 def unsubscribe(bench: Bench) -> None:
     """No more events: what follows is the poll alone."""
     httpx.delete(f"{bench.notion_url}/v1/vidgen/webhook_subscription",
-                 headers={"Authorization": f"Bearer {LOCAL_NOTION_TOKEN}"}, timeout=10).raise_for_status()
+                 headers={"Authorization": f"Bearer {LOCAL_NOTION_TOKEN}", "Notion-Version": WEBHOOK_API_VERSION},
+                 timeout=10).raise_for_status()
 
 
 def read_runs(deployment: str, since: datetime, **filters: Any) -> list[FlowRun]:
@@ -358,7 +371,7 @@ def read_runs(deployment: str, since: datetime, **filters: Any) -> list[FlowRun]
         return client.read_flow_runs(
             flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since), **filters),
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
-            limit=500,
+            limit=200,  # the server's maximum; a benchmark causes fewer
         )
 
 
@@ -372,7 +385,7 @@ def runs_by_page(since: datetime, pages: list[str]) -> dict[str, FlowRun]:
 def queue_entries(bench: Bench, channels: list[Channel], count: int, spacing_s: float, label: str) -> dict[str, datetime]:
     """`count` entries created Queued, one every `spacing_s`; page id -> just before its API call."""
     queued: dict[str, datetime] = {}
-    with NotionGateway(LOCAL_NOTION_TOKEN, base_url=bench.notion_url) as gateway:
+    with bench.gateway() as gateway:
         for i in range(count):
             channel = channels[i % len(channels)]
             at = datetime.now(timezone.utc)
@@ -412,7 +425,7 @@ def measure_decisions(bench: Bench, runs: list[FlowRun], spacing_s: float, how: 
     bench.wait(lambda: all(r.state_type is StateType.PAUSED and ready_for_input(r) for r in current()),
                f"{len(runs)} runs to wait at their first gate ({how})")
     decided: dict[Any, datetime] = {}
-    with NotionGateway(LOCAL_NOTION_TOKEN, base_url=bench.notion_url) as gateway:
+    with bench.gateway() as gateway:
         for run in runs:
             page_id = next(t.removeprefix("page:") for t in run.tags if t.startswith("page:"))
             entry = gateway.get_entry(page_id)
@@ -465,12 +478,13 @@ def cancel_runs(bench: Bench, deployments: list[str]) -> int:
         try:
             bench.wait(lambda: not any(read_runs(d, bench.since, state=live) for d in deployments), "cancelled runs to end")
         except Exception as exc:  # stopping the worker ends their processes anyway
-            print(f"  (not every cancelled run ended: {exc})", flush=True)
+            print(f"  (not every cancelled run ended: {exc})")
     return stopped
 
 
-def run_phase(bench: Bench, args: argparse.Namespace, *, webhook: bool, channels: list[Channel]) -> list[Row]:
-    """One way of carrying Notion's changes to Prefect: a worker, N entries, then the decisions."""
+def run_phase(bench: Bench, args: argparse.Namespace, rows: list[Row], *, webhook: bool, channels: list[Channel]) -> None:
+    """One way of carrying Notion's changes to Prefect: a worker, N entries, then the decisions; each
+    figure goes to `rows` as soon as it is measured (a later failure keeps it)."""
     from vidgen.stack import free_port
 
     how = "via webhook" if webhook else f"poll alone, every {args.poll_interval} s"
@@ -481,23 +495,23 @@ def run_phase(bench: Bench, args: argparse.Namespace, *, webhook: bool, channels
     else:
         serve_worker(bench, ["--poll-interval", str(args.poll_interval)])
     since = datetime.now(timezone.utc)
-    print(f"[{how}] queueing {args.entries} entries, {args.spacing} s apart...", flush=True)
+    bench.say(f"[{how}] queueing {args.entries} entries, {args.spacing} s apart...")
     queued = queue_entries(bench, channels, args.entries, args.spacing, "Webhook" if webhook else "Poll")
     runs = measure_starts(bench, since, queued, how)
     starts = [(runs[page].start_time - queued[page]).total_seconds() for page in queued]
-    rows = [Row(f"entry -> run Running, {how}", starts)]
+    rows.append(Row(f"entry -> run Running, {how}", starts))
+    bench.say(f"[{how}] every run is Running: p50 {percentiles(starts)[0]:.1f} s, p95 {percentiles(starts)[1]:.1f} s")
     if not webhook:
         polls = [(r.end_time - r.expected_start_time).total_seconds()
                  for r in read_runs("poll-notion", since) if r.end_time and r.expected_start_time]
         rows.append(Row("  poll-notion run: scheduled tick -> done", polls))
-    print(f"[{how}] approving {args.decisions} runs at their first gate...", flush=True)
+    bench.say(f"[{how}] approving {args.decisions} runs at their first gate...")
     left, running = measure_decisions(bench, list(runs.values())[: args.decisions], args.spacing, how)
     rows += [Row(f"decision -> run leaves Paused, {how}", left), Row(f"decision -> run Running again, {how}", running)]
     if webhook:
         unsubscribe(bench)
-    print(f"[{how}] cancelled {cancel_runs(bench, ['produce-video'])} runs", flush=True)
+    bench.say(f"[{how}] cancelled {cancel_runs(bench, ['produce-video'])} runs")
     stop_worker(bench)
-    return rows
 
 
 def with_goals(rows: list[Row], poll_interval: float) -> list[Row]:
@@ -514,7 +528,7 @@ def with_goals(rows: list[Row], poll_interval: float) -> list[Row]:
 
 def end_to_end(args: argparse.Namespace) -> int:
     load = os.getloadavg()
-    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)", flush=True)
+    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))  # a killed benchmark still stops what it started
     os.chdir(REPO)  # the worker serves the flows from here
     rows: list[Row] = []
@@ -526,12 +540,12 @@ def end_to_end(args: argparse.Namespace) -> int:
         try:
             start_stack(bench, sqlite=args.sqlite)
             channels = [c for c in configured_channels(paths.channels).values() if c.active]
-            rows += run_phase(bench, args, webhook=True, channels=channels)
-            rows += run_phase(bench, args, webhook=False, channels=channels)
+            run_phase(bench, args, rows, webhook=True, channels=channels)
+            run_phase(bench, args, rows, webhook=False, channels=channels)
             with_goals(rows, args.poll_interval)
             status = 0 if all(row.met() for row in rows) else 1
         except Exception as exc:
-            print(f"\nThe benchmark could not finish: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            print(f"\nThe benchmark could not finish: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
             shutdown(bench)
     print_table(rows)
@@ -552,7 +566,7 @@ def shutdown(bench: Bench) -> None:
         _QueueServiceBase.drain_all(timeout=10, at_exit=False)  # before its server goes away
     stop_worker(bench)
     stopped = stop_servers(bench.paths)
-    print(f"stopped: worker, {', '.join(stopped) or 'no server'}", flush=True)
+    print(f"stopped: worker, {', '.join(stopped) or 'no server'}")
 
 
 def main() -> int:
