@@ -44,6 +44,7 @@ import argparse
 import contextvars
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -245,6 +246,7 @@ class Bench:
     data_source_id: str = ""
     worker: subprocess.Popen | None = None
     prefect_up: bool = False
+    keep_logs: Path | None = None  # where the servers' and the worker's logs are copied at the end
     started: float = field(default_factory=time.monotonic)
 
     def say(self, line: str) -> None:
@@ -500,6 +502,9 @@ def run_phase(bench: Bench, args: argparse.Namespace, rows: list[Row], *, webhoo
     runs = measure_starts(bench, since, queued, how)
     starts = [(runs[page].start_time - queued[page]).total_seconds() for page in queued]
     rows.append(Row(f"entry -> run Running, {how}", starts))
+    # Where the time goes: Notion and the receiver or poll, up to the run's creation; then the worker.
+    rows.append(Row("  entry -> run created", [(runs[p].created - queued[p]).total_seconds() for p in queued]))
+    rows.append(Row("  run created -> Running", [(runs[p].start_time - runs[p].created).total_seconds() for p in queued]))
     bench.say(f"[{how}] every run is Running: p50 {percentiles(starts)[0]:.1f} s, p95 {percentiles(starts)[1]:.1f} s")
     if not webhook:
         polls = [(r.end_time - r.expected_start_time).total_seconds()
@@ -536,7 +541,7 @@ def end_to_end(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="vidgen-bench-e2e-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         paths = Paths(home=root / "home", channels=bench_channels(root / "channels"), workspaces=root / "workspaces")
-        bench = Bench(paths=paths, deadline=Deadline(args.timeout))
+        bench = Bench(paths=paths, deadline=Deadline(args.timeout), keep_logs=args.logs)
         try:
             start_stack(bench, sqlite=args.sqlite)
             channels = [c for c in configured_channels(paths.channels).values() if c.active]
@@ -566,7 +571,13 @@ def shutdown(bench: Bench) -> None:
         _QueueServiceBase.drain_all(timeout=10, at_exit=False)  # before its server goes away
     stop_worker(bench)
     stopped = stop_servers(bench.paths)
-    print(f"stopped: worker, {', '.join(stopped) or 'no server'}")
+    print(f"stopped: worker, {', '.join(stopped) or 'no server'}", flush=True)
+    if bench.keep_logs is not None:
+        bench.keep_logs.mkdir(parents=True, exist_ok=True)
+        for log in [*(bench.paths.home / "logs").glob("*.log"), bench.paths.home / "prefect" / "prefect-server.log"]:
+            if log.is_file():
+                shutil.copy2(log, bench.keep_logs / log.name)
+        print(f"logs kept in {bench.keep_logs}")
 
 
 def main() -> int:
@@ -579,6 +590,7 @@ def main() -> int:
     parser.add_argument("--spacing", type=float, default=1.5, help="end to end: seconds between entries (and decisions)")
     parser.add_argument("--sqlite", action="store_true", help="end to end: Prefect on SQLite (VIDGEN_PREFECT_DATABASE=sqlite)")
     parser.add_argument("--timeout", type=float, default=1200, help="end to end: give up (and clean up) after this many s")
+    parser.add_argument("--logs", type=Path, help="end to end: copy the worker's and servers' logs to this folder")
     args = parser.parse_args()
     return end_to_end(args) if args.end_to_end else receiver_only(args)
 
