@@ -39,6 +39,7 @@ from tasks.production import (
     report_cost,
     write_script,
 )
+from tasks.retry import Deferral, deferral_of
 from vidgen.channels import channel_for_notion_value
 from vidgen.config import Paths
 from vidgen.errors import ProviderError, VidgenError
@@ -136,6 +137,8 @@ def produce_video(page_id: str, channel_id: str | None = None) -> str | State:
         except (EntryGone, NotionNotFound) as exc:
             return Cancelled(message=f"Stopped: {exc}")
         except ProviderError as exc:
+            if (deferral := deferral_of(exc)) is not None:
+                return defer(video, deferral)
             get_run_logger().error("%s failed: %s", brief.title, exc)
             video.report(exc.notion_status, error=str(exc)[:1900], cost_usd=production.total_cost())
             raise
@@ -339,6 +342,32 @@ def reviewed(video: VideoRun, gate: str, revisions: Revisions, items: list[Previ
     get_run_logger().info("Redoing scene(s) %s at the %s gate: %s", verdict.redo, gate, verdict.notes)
     revisions.redo(verdict.redo)
     return False
+
+
+def defer(video: VideoRun, deferral: Deferral) -> State:
+    """A quota that resets hours from now (YouTube's daily units, a Gemini daily limit): schedule the
+    video's next run for the reset and end this one, holding no worker meanwhile. The card says until
+    when; the next run starts from the card's Error: Retriable like any re-queued video, and the
+    workspace manifest serves everything already made, so only the deferred step is paid for."""
+    from prefect.deployments import run_deployment
+
+    from flows.poll_notion import PRODUCE_DEPLOYMENT, page_tag, video_run_name
+
+    brief = video.brief
+    later = run_deployment(
+        PRODUCE_DEPLOYMENT,
+        parameters={"page_id": brief.page_id, "channel_id": brief.channel_id},
+        scheduled_time=deferral.until,
+        timeout=0,
+        as_subflow=False,
+        flow_run_name=video_run_name(brief.channel_id, brief.title),
+        tags=[f"channel:{brief.channel_id}", page_tag(brief.page_id), "deferred"],
+        idempotency_key=f"{brief.page_id}:deferred:{deferral.until.isoformat()}",
+    )
+    message = f"{deferral.message}; run {later.name} will continue then"
+    get_run_logger().warning("%s: %s", brief.title, message)
+    video.report(S.ERROR_RETRIABLE, error=message[:1900], cost_usd=video.production.total_cost())
+    return Completed(message=message)
 
 
 def flow_run_url() -> str | None:

@@ -94,7 +94,7 @@ def video_run() -> pv.VideoRun:
         workspace=SimpleNamespace(root=Path("/ws")), brief=SimpleNamespace(title="T", channel_id="c"),
         total_cost=lambda: 0.0, channel=SimpleNamespace(budget=SimpleNamespace(max_usd_per_video=5.0)),
     )
-    card = SimpleNamespace(notion_status=S.PROCESSING, page_id="p", url="https://notion.so/p")
+    card = SimpleNamespace(notion_status=S.PROCESSING, status="Processing", page_id="p", url="https://notion.so/p")
     return pv.VideoRun(card, production)
 
 
@@ -190,3 +190,31 @@ def test_the_budget_alert_is_raised_at_the_gate_whose_stage_crossed_80_percent(m
     pv.make_video(video)
     assert emitted == [(automations.COST_THRESHOLD_EVENT, "Audio Ready")]
     assert rec.gates[-1] == ("final", 1)
+
+
+def test_a_spent_quota_schedules_the_videos_next_run_for_the_reset_and_says_so_on_the_card(monkeypatch):
+    from datetime import datetime, timezone
+
+    import prefect.deployments
+
+    from tasks.retry import deferral_of
+    from vidgen.errors import RetriableError
+
+    rec = Recorder(monkeypatch, {})
+    scheduled = []
+    monkeypatch.setattr(prefect.deployments, "run_deployment", lambda name, **kw: scheduled.append((name, kw)) or SimpleNamespace(name="later"))
+    monkeypatch.setattr(pv, "emit_card_error", lambda **kw: None)
+    reset = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+    spent = RetriableError("quota", provider="gemini", retry_after=20 * 3600)
+    spent.retry_at = reset
+    deferral = deferral_of(spent, now=datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc))
+    assert deferral is not None and deferral.until == reset
+    video = video_run()
+    video.production.brief = SimpleNamespace(title="T", channel_id="c", page_id="p")
+    state = pv.defer(video, deferral)
+    [(name, kw)] = scheduled
+    assert name == "produce-video/produce-video" and kw["scheduled_time"] == reset and kw["timeout"] == 0
+    assert "page:p" in kw["tags"] and kw["parameters"] == {"page_id": "p", "channel_id": "c"}
+    status, _round, fields = rec.cards[-1]
+    assert status is S.ERROR_RETRIABLE and "2026-12-02 08:00 UTC" in fields["error"] and "run later" in fields["error"]
+    assert state.is_completed()
