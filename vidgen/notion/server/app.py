@@ -195,7 +195,12 @@ def create_app(
     # -- pages --------------------------------------------------------------------------------
     @app.post("/v1/pages")
     async def pages_create(request: Request) -> JSONResponse:
-        return ok(request, service.create_page(await _body(request)))
+        body = await _body(request)
+        children = body.pop("children", None)  # the page body: blocks, kept by the block service
+        page = service.create_page(body)
+        if children is not None:
+            app.state.blocks.append_children(page["id"], {"children": children}, str(request.base_url).rstrip("/"))
+        return ok(request, page)
 
     @app.get("/v1/pages/{page_id}")
     async def pages_retrieve(request: Request, page_id: str) -> JSONResponse:

@@ -25,7 +25,6 @@ from vidgen.notion.server.ids import (
     parse_id_in_body,
 )
 from vidgen.notion.server.properties import (
-    MAX_ARRAY_ITEMS,
     PropertySchema,
     Schema,
     build_schema,
@@ -312,7 +311,6 @@ class NotionService:
             icon=_object(body, "icon"),
             cover=_object(body, "cover"),
         )
-        page.children = self._parse_blocks(body.get("children"), page, "body.children")
         with self.store.write() as tx:
             self._save_schema_growth(tx, data_source, schema)
             tx.put_page(page)
@@ -405,76 +403,6 @@ class NotionService:
             "url": notion_url(page.id, title),
             "public_url": None,
         }
-
-    # ---------------------------------------------------------------------------------- blocks
-    def _parse_blocks(self, raw: Any, page: PageRecord, path: str) -> list[dict[str, Any]]:
-        """Page content blocks, kept so scripts can write and read back a page body."""
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            raise body_validation_error(path, "should be an array", raw)
-        if len(raw) > MAX_ARRAY_ITEMS:
-            raise body_validation_error(f"{path}.length", f"should be ≤ `{MAX_ARRAY_ITEMS}`", len(raw))
-        blocks = []
-        moment = iso_from_ms(now_ms())
-        for index, item in enumerate(raw):
-            item_path = f"{path}[{index}]"
-            if not isinstance(item, dict):
-                raise body_validation_error(item_path, "should be an object", item)
-            kind = item.get("type") or next((k for k in item if k not in ("object", "type")), None)
-            if not isinstance(kind, str) or not isinstance(item.get(kind), dict):
-                raise validation_error(
-                    f"body failed validation: {item_path} should be a block such as "
-                    '{"paragraph": {"rich_text": [...]}}.'
-                )
-            content = dict(item[kind])
-            if "rich_text" in content:
-                content["rich_text"] = parse_rich_text(content["rich_text"], f"{item_path}.{kind}.rich_text")
-            blocks.append({
-                "object": "block", "id": new_id(), "parent": {"type": "page_id", "page_id": page.id},
-                "created_time": moment, "last_edited_time": moment, "created_by": bot_partial_user(),
-                "last_edited_by": bot_partial_user(), "has_children": False, "archived": False, "in_trash": False,
-                "type": kind, kind: content,
-            })  # fmt: skip
-        return blocks
-
-    def list_block_children(self, raw_id: str, start_cursor: str | None, page_size: Any) -> dict[str, Any]:
-        page = self._page_block(raw_id)
-        size = page_size_of(page_size, "query.page_size")
-        offset = _decode_offset(start_cursor)
-        chunk = page.children[offset : offset + size]
-        more = offset + size < len(page.children)
-        return {
-            "object": "list",
-            "results": chunk,
-            "next_cursor": _encode_offset(offset + size) if more else None,
-            "has_more": more,
-            "type": "block",
-            "block": {},
-        }
-
-    def append_block_children(self, raw_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        page = self._page_block(raw_id)
-        added = self._parse_blocks(body.get("children"), page, "body.children")
-        page.children = page.children + added
-        page.edited_ms = max(now_ms(), page.edited_ms + 1)
-        with self.store.write() as tx:
-            tx.put_page(page)
-        return {
-            "object": "list",
-            "results": added,
-            "next_cursor": None,
-            "has_more": False,
-            "type": "block",
-            "block": {},
-        }
-
-    def _page_block(self, raw_id: str) -> PageRecord:
-        block_id = normalize_id(raw_id, "block_id")
-        page = self.store.get_page(block_id)
-        if page is None:
-            raise object_not_found("block", block_id)
-        return page
 
     # ---------------------------------------------------------------------------------- search
     def search(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -86,7 +86,7 @@ class PageRecord:
     in_trash: bool = False
     icon: dict[str, Any] | None = None
     cover: dict[str, Any] | None = None
-    children: list[dict[str, Any]] = field(default_factory=list)
+    children: list[dict[str, Any]] = field(default_factory=list)  # only in stores written before blocks had their own table: BlockService adopts them
     seq: int = 0  # creation order, assigned by the store; the last tie-breaker of every sort
 
     def to_store(self) -> dict[str, Any]:
