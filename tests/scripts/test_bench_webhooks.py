@@ -6,6 +6,7 @@ directory, Prefect's server, the local Notion server, the worker and its runs al
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -38,6 +39,10 @@ def _row(output: str, what: str) -> re.Match[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.skipif(
+    os.environ.get("VIDGEN_BENCH_SMOKE") != "1",
+    reason="about 4 minutes (two workers, a run each way): VIDGEN_BENCH_SMOKE=1 runs it",
+)
 def test_tiny_end_to_end_run_measures_both_ways_and_stops_everything() -> None:
     result = subprocess.run(
         [
