@@ -27,7 +27,6 @@ from vidgen.statuses import NotionStatus as S
 
 
 
-NOW = datetime.now(timezone.utc)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -74,11 +73,12 @@ class Prefect:
     def run(self, page_id: str, state: StateType, *, ended_s_ago: float = 120, created_s_ago: float = 600,
             message: str = "", wrote: S | None = None) -> FlowRun:
         """A produce-video run of the page; an ended one is also among the recently ended runs."""
+        now = datetime.now(timezone.utc)  # times relative to the test's own moment, not the module's import
         run = FlowRun(
             id=uuid4(), name=f"history: {page_id[:6]}", flow_id=uuid4(), tags=["channel:chronicle_vault", f"page:{page_id}"],
             state=State(type=state, name=state.value.title(), message=message),
-            created=NOW - timedelta(seconds=created_s_ago),
-            end_time=NOW - timedelta(seconds=ended_s_ago) if state in poll.ENDED_STATES else None,
+            created=now - timedelta(seconds=created_s_ago),
+            end_time=now - timedelta(seconds=ended_s_ago) if state in poll.ENDED_STATES else None,
         )
         self.page_runs.setdefault(page_id, []).append(run)
         if state in poll.ENDED_STATES:
