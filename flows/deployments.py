@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prefect import Flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig
-from prefect.deployments.runner import RunnerDeployment
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 POLL_DEPLOYMENT = "poll-notion"
@@ -31,21 +31,21 @@ def _concurrency(value: int | dict[str, Any] | None) -> int | ConcurrencyLimitCo
     return ConcurrencyLimitConfig(**value) if isinstance(value, dict) else value
 
 
-def served_deployments(*, poll_interval: float | None = None) -> list[RunnerDeployment]:
-    """prefect.yaml's deployments as `serve()` takes them; `poll_interval` overrides the poll's schedule."""
-    deployments = []
+def served_flows(*, poll_interval: float | None = None) -> list[tuple[Flow[..., Any], dict[str, Any]]]:
+    """prefect.yaml's deployments as `Runner.add_flow` takes them: each flow with its deployment's
+    options; `poll_interval` overrides the poll's schedule."""
+    served = []
     for spec in declared_deployments():
         interval = next((s["interval"] for s in spec.get("schedules", []) if "interval" in s), None)
         if spec["name"] == POLL_DEPLOYMENT and poll_interval is not None:
             interval = poll_interval
-        deployments.append(
-            _flow(spec["entrypoint"]).to_deployment(
-                name=spec["name"],
-                description=spec.get("description"),
-                tags=spec.get("tags", []),
-                parameters=spec.get("parameters") or {},
-                interval=interval,
-                concurrency_limit=_concurrency(spec.get("concurrency_limit")),
-            )
-        )
-    return deployments
+        options = {
+            "name": spec["name"],
+            "description": spec.get("description"),
+            "tags": spec.get("tags", []),
+            "parameters": spec.get("parameters") or {},
+            "interval": interval,
+            "concurrency_limit": _concurrency(spec.get("concurrency_limit")),
+        }
+        served.append((_flow(spec["entrypoint"]), options))
+    return served

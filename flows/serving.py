@@ -17,23 +17,51 @@ Runs waiting at a review gate have no process and are not touched.
 It reaches into the runner's attempt-control channel and process manager (`_control_channel`,
 `_process_manager`, `_loops_task_group`), the same objects Prefect's execute
 path drives; tests/flows/test_serving.py fails if a Prefect upgrade renames them.
+
+Runs start warm. `flow.serve()` (Prefect's `Runner.add_flow`) runs each flow run in a child process
+made with multiprocessing's *spawn*: a new interpreter that imports Prefect and the flow's module
+before the run can go Running, about 3 CPU-seconds here, and on 2 cores twenty runs starting together
+queue for a minute. `run_flow_in_warm_process` is Prefect's `run_flow_in_subprocess` with the
+*forkserver* context instead: one server process imports Prefect and our flows once
+(`WARM_MODULES`), and each run is a fork of it, Running within a fraction of a second. Everything
+else is Prefect's own: the same call (with the flow sent by reference, see `flow_reference`), the
+same environment, control channel and signal handling, and the runner tracks, signals and kills
+the child as it would a spawned one. (Upstream-worthy: a
+`multiprocessing` context argument on `run_flow_in_subprocess`.) Children stay in the serving
+process's process group, so stopping that group stops its runs, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import multiprocessing
+import multiprocessing.context
+import multiprocessing.forkserver
+import os
 import signal
+import sys
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from prefect.deployments.runner import RunnerDeployment
+import prefect.runner._starter_direct
+from prefect import Flow
+from prefect.client.schemas.objects import FlowRun
+from prefect.context import SettingsContext, get_settings_context, serialize_context
+from prefect.engine import handle_engine_signals
 from prefect.exceptions import Abort, Pause
+from prefect.flow_engine import (
+    _CONTROL_CHANNEL_ENV_KEYS, _run_serialized_call_with_control_bootstrap, _runtime_subprocess_env, run_flow,
+)  # fmt: skip
 from prefect.runner import Runner
 from prefect.runner._control_channel import ControlSignalStatus
+from prefect.settings import Settings, get_current_settings
 from prefect.states import AwaitingRetry
+from prefect.utilities.callables import cloudpickle_wrapped_call
 from prefect.utilities.engine import propose_state
+from prefect.utilities.processutils import sanitize_subprocess_env
 
 log = logging.getLogger("vidgen.serve")
 
@@ -125,11 +153,100 @@ class LeavingRunner(Runner):
                 pass
 
 
-def serve_leaving_runs(deployments: Iterable[RunnerDeployment], *, limit: int | None) -> None:
-    """`prefect.serve` for `vidgen serve`, with LeavingRunner's shutdown on SIGTERM and Ctrl+C."""
+WARM_MODULES = ["flows.serving", "flows.produce_video", "flows.poll_notion", "flows.handle_page"]
+
+
+def _run_flow_with_env(
+    *args: Any, env: dict[str, str] | None = None, remove_env: set[str] | None = None,
+    flow: Flow[..., Any] | tuple[str, str], **kwargs: Any,
+) -> None:
+    """In the run's process: Prefect's own wrapper (`run_flow_in_subprocess`), the run's environment
+    and a fresh Settings object first, then the engine under its signal handling. A flow given as
+    (module, name) is the warm module's own object."""
+    for key in remove_env or ():
+        os.environ.pop(key, None)
+    os.environ.update(_runtime_subprocess_env(env))
+    if isinstance(flow, tuple):
+        flow = getattr(importlib.import_module(flow[0]), flow[1])
+    with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
+        flow_run = kwargs.get("flow_run")
+        with handle_engine_signals(getattr(flow_run, "id", None)):
+            result = run_flow(*args, flow=flow, **kwargs)
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+
+
+def flow_reference(flow: Flow[..., Any]) -> Flow[..., Any] | tuple[str, str]:
+    """(module, name) when the flow is its module's attribute of that name, else the flow itself.
+
+    cloudpickle sends a flow's function by value (its module attribute is the Flow, not the
+    function), without the globals its string annotations name (`from __future__ import
+    annotations`): a parameter typed with our own model then fails validation in the child
+    ("`...Model` is not fully defined"). By reference, the child uses the module it imported."""
+    module, name = flow.fn.__module__, flow.fn.__name__
+    found = getattr(sys.modules.get(module), name, None)
+    return (module, name) if isinstance(found, Flow) and found.fn is flow.fn else flow
+
+
+def warm_context(modules: list[str] = WARM_MODULES) -> multiprocessing.context.ForkServerContext:
+    """The forkserver context; its server, started on first use, imports `modules` once."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(modules)
+    return context
+
+
+def start_warm_server(modules: list[str] = WARM_MODULES) -> None:
+    """Start the fork server now (it imports `modules`: seconds) so the first run does not wait for it."""
+    warm_context(modules)
+    multiprocessing.forkserver.ensure_running()
+
+
+def run_flow_in_warm_process(
+    flow: Flow[..., Any],
+    flow_run: FlowRun | None = None,
+    parameters: dict[str, Any] | None = None,
+    wait_for: Any = None,
+    context: dict[str, Any] | None = None,
+    env: dict[str, str | None] | None = None,
+) -> multiprocessing.process.BaseProcess:
+    """Prefect's `run_flow_in_subprocess` (same signature, same payload), forked from the warm server."""
+    merged_env: dict[str, str | None] = (
+        get_current_settings().to_environment_variables(exclude_unset=True)
+        | os.environ
+        | {"PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false"}
+        | (env or {})
+    )
+    sanitized = sanitize_subprocess_env(merged_env)
+    call = cloudpickle_wrapped_call(
+        _run_flow_with_env,
+        env=_runtime_subprocess_env(sanitized),
+        remove_env={key for key, value in merged_env.items() if value is None},
+        flow=flow_reference(flow),
+        flow_run=flow_run,
+        parameters=parameters,
+        wait_for=wait_for,
+        context=context or serialize_context(),
+    )
+    startup_env = {key: value for key, value in sanitized.items() if key in _CONTROL_CHANNEL_ENV_KEYS}
+    process = multiprocessing.get_context("forkserver").Process(
+        target=_run_serialized_call_with_control_bootstrap, args=(call.args[0], startup_env)
+    )
+    process.start()
+    return process
+
+
+def serve_leaving_runs(
+    flows: Iterable[tuple[Flow[..., Any], dict[str, Any]]], *, limit: int | None, warm_modules: list[str] = WARM_MODULES
+) -> None:
+    """`flow.serve()` for `vidgen serve`: each flow with its deployment's options (`served_flows`),
+    runs forked from a server that has imported `warm_modules`, and LeavingRunner's shutdown on
+    SIGTERM and Ctrl+C."""
+    # Prefect's direct starter calls this module attribute for every run ("patch the module to override").
+    prefect.runner._starter_direct.run_flow_in_subprocess = run_flow_in_warm_process
+    start_warm_server(warm_modules)
     runner = LeavingRunner(limit=limit)
-    for deployment in deployments:
-        runner.add_deployment(deployment)
+    for flow, options in flows:
+        runner.add_flow(flow, **options)
 
     async def main() -> None:
         # Runner.start installs handle_sigterm for SIGTERM; Ctrl+C takes the same path.

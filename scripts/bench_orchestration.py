@@ -17,9 +17,10 @@ options (`tasks.notion.NOTION_TASK`), and the flow the product's task runner (6 
 
 How the videos run (`--mode`):
 - `serve` (default, what production does): every video is its own `bench-video` deployment run,
-  served from one `serve()` process with `limit` concurrent runs, like `vidgen serve` (which serves
-  produce-video with limit 20 and PREFECT_RUNNER_POLL_FREQUENCY=2). Prefect runs each flow run in
-  its own spawned subprocess, so every running video acquires its tag slots from its own process.
+  served from one process with `limit` concurrent runs by `flows.serving.serve_leaving_runs`, as
+  `vidgen serve` serves produce-video (limit 20, PREFECT_RUNNER_POLL_FREQUENCY=2): each flow run is
+  a process forked from a server that has already imported Prefect and the flow's module, so every
+  running video acquires its tag slots from its own process.
 - `threads`: every video is a top-level flow run in a thread of one process (what a single
   in-process runner would do). Prefect serialises slot acquisition per limit within a process, so
   this mode shows the cost of one poller per tag.
@@ -52,8 +53,9 @@ prefect/server/api/concurrency_limits_v2.py, and measured with this script):
 - Every new Prefect client asks /csrf-token first (422 while the server's CSRF protection is off);
   each task run's lease renewal makes a new client, so that is one more round trip per task run
   (PREFECT_CLIENT_CSRF_SUPPORT_ENABLED=false removes it).
-- `serve()` starts each flow run as a new Python process (spawn + import of Prefect and the
-  flow's modules: several CPU-seconds each), so 20 videos starting together saturate 2 cores.
+- Prefect's `serve()` starts each flow run as a new Python process (spawn + import of Prefect and
+  the flow's modules: several CPU-seconds each), so 20 videos starting together saturate 2 cores;
+  `vidgen serve` (and this bench) fork them from a warm server instead (`flows.serving`).
 - The `notion-api` rate limit (limit 3, slot decay 3/s) lets a burst of 3 through and then
   decays, so up to 5 requests can start within one second; and a denied request rewrites the
   row's `updated` time without applying the decay, so contention slows the decay itself.
@@ -461,10 +463,16 @@ def bench_video(plan: VideoPlan) -> float:
 
 
 def worker_serve(limit: int) -> None:
-    """What `vidgen serve` does for produce-video: one process serving the deployment."""
-    from prefect import serve
+    """What `vidgen serve` does for produce-video: one process serving the deployment, its runs
+    forked from a server that has imported the flow's module (`flows.serving`)."""
+    import importlib
 
-    serve(bench_video.to_deployment(name="bench-video"), limit=limit)
+    from flows.serving import WARM_MODULES, serve_leaving_runs
+
+    # This file runs as __main__ here; runs must import it under its module name, warm.
+    module = "scripts.bench_orchestration"
+    video = importlib.import_module(module).bench_video
+    serve_leaving_runs([(video, {"name": "bench-video"})], limit=limit, warm_modules=[*WARM_MODULES, module])
 
 
 def worker_threads(plans_file: Path, limit: int) -> None:

@@ -319,10 +319,10 @@ def serve_worker(bench: Bench, args: list[str]) -> None:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    from flows.deployments import served_deployments
+    from flows.deployments import served_flows
     from vidgen.stack import start_worker as spawn_worker
 
-    names = [f"{d.flow_name}/{d.name}" for d in served_deployments()]
+    names = [f"{flow.name}/{options['name']}" for flow, options in served_flows()]
     since = datetime.now(timezone.utc)
     bench.worker = spawn_worker(bench.paths, args=args)
 

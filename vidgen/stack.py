@@ -40,9 +40,15 @@ LEDGER_DATABASE = "vidgen"
 MIN_FREE_DISK = 200 * 1024 * 1024
 BIN = Path(sys.executable).parent
 
-# Adopted from scripts/bench_orchestration.py: a task refused a tag slot asks again after at most 1 s
-# instead of up to 10 s (a freed slot otherwise sits idle while its waiters sleep).
-SERVER_DEFAULTS = {"PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1"}
+SERVER_DEFAULTS = {
+    # Adopted from scripts/bench_orchestration.py: a task refused a tag slot asks again after at most
+    # 1 s instead of up to 10 s (a freed slot otherwise sits idle while its waiters sleep).
+    "PREFECT_SERVER_TASKS_TAG_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+    # Slot leases on disk (under the server's PREFECT_HOME), not in the server's memory: after a
+    # restart the server still knows who holds which `tag:*` slot, and frees the slots of leases that
+    # expired meanwhile instead of counting them taken for good.
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
+}
 
 
 class StackError(RuntimeError):
@@ -330,7 +336,7 @@ def start_prefect_server(
     home.mkdir(parents=True, exist_ok=True)
     env = client_env(home, port)
     server_env = {
-        **os.environ, **SERVER_DEFAULTS, **env, **(extra_env or {}),
+        **SERVER_DEFAULTS, **os.environ, **env, **(extra_env or {}),
         "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
         "PREFECT_UI_ENABLED": "true" if ui else "false",
     }

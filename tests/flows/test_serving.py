@@ -129,3 +129,53 @@ def test_the_runner_parts_the_shutdown_drives_are_still_there():
     enter = inspect.getsource(Runner.__aenter__) + inspect.getsource(Runner.start)
     assert "self._loops_task_group" in enter
     assert "signal.signal(signal.SIGTERM, self.handle_sigterm)" in inspect.getsource(Runner.start)
+
+
+def test_runs_start_warm_through_prefects_own_starter_seam():
+    """`serve_leaving_runs` replaces the one function Prefect's direct starter calls per run with a
+    fork of the warm server; an upgrade that moves that call or changes its arguments fails here."""
+    import inspect
+
+    import prefect.flow_engine
+    import prefect.runner._starter_direct as starter_direct
+    from prefect.runner._starter_direct import DirectSubprocessStarter
+
+    ours = inspect.signature(serving.run_flow_in_warm_process).parameters
+    prefects = inspect.signature(prefect.flow_engine.run_flow_in_subprocess).parameters
+    assert list(ours) == list(prefects)
+    assert "run_flow_in_subprocess(" in inspect.getsource(DirectSubprocessStarter.start)
+    assert hasattr(starter_direct, "run_flow_in_subprocess")
+    assert "register_flow" in inspect.getsource(Runner.aadd_flow)  # add_flow runs take the direct starter
+    assert 'get_context("spawn")' in inspect.getsource(prefect.flow_engine.run_flow_in_subprocess), (
+        "Prefect's starter changed its multiprocessing context: check whether the warm start is still needed"
+    )
+
+
+def _child_reports(path: str) -> None:
+    import sys
+
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(",".join(sorted(m for m in serving.WARM_MODULES if m in sys.modules)))
+
+
+def test_a_warm_process_starts_with_the_flows_already_imported(tmp_path):
+    """A forked run finds Prefect and our flows imported: what makes it Running within a fraction of a second."""
+    report = tmp_path / "modules"
+    process = serving.warm_context().Process(target=_child_reports, args=(str(report),))
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert report.read_text(encoding="utf-8").split(",") == sorted(serving.WARM_MODULES)
+
+
+def test_a_served_flow_goes_to_its_run_by_reference_and_a_local_one_by_value():
+    from prefect import flow
+
+    import flows.produce_video
+
+    assert serving.flow_reference(flows.produce_video.produce_video) == ("flows.produce_video", "produce_video")
+
+    @flow(name="made-here")
+    def made_here() -> None: ...
+
+    assert serving.flow_reference(made_here) is made_here  # no module attribute to find it by

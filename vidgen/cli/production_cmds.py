@@ -62,6 +62,24 @@ def setup(
         console.print(f"  [green]✓[/] {line}")
 
 
+def worker_settings() -> dict[str, str]:
+    """The Prefect settings of a process that runs videos (`vidgen serve`, or a work pool's worker
+    through `vidgen env`); the environment overrides each."""
+    from blocks.automations import HEARTBEAT_FREQUENCY_S
+
+    return {
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",  # a queued run starts within 2 s, not Prefect's 10
+        # Runs send heartbeats; the zombie automation (`vidgen setup`) marks a run Crashed when they stop.
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_FREQUENCY_S),
+        # Prefect's server runs without CSRF protection by default; asking for a token costs every
+        # new client (one per task run's lease renewal) a refused round trip.
+        "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
+        # A run rides out a Prefect server restart: its API calls back off 2, 4, ... 128 s (about 4
+        # minutes in all) before giving up, instead of Prefect's 5 tries (about a minute).
+        "PREFECT_CLIENT_MAX_RETRIES": "7",
+    }
+
+
 def serve(
     poll_interval: int = typer.Option(60, help="seconds between Notion polls"),
     limit: int = typer.Option(20, help="videos produced at once by this process"),
@@ -70,16 +88,10 @@ def serve(
 ) -> None:
     """Serve the poll-notion (scheduled), produce-video and handle-page deployments from this process (no work pool)."""
     _prepare()
-    from blocks.automations import HEARTBEAT_FREQUENCY_S
-
-    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
-    # Runs send heartbeats; the zombie automation (`vidgen setup`) marks a run Crashed when they stop.
-    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_FREQUENCY_S))
-    # Prefect's server runs without CSRF protection by default; asking for a token costs every new
-    # client (one per task run's lease renewal) a refused round trip.
-    os.environ.setdefault("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
+    for key, value in worker_settings().items():
+        os.environ.setdefault(key, value)
     from blocks.config import register
-    from flows.deployments import served_deployments
+    from flows.deployments import served_flows
     from flows.serving import serve_leaving_runs
     from vidgen.stack import embedded_on_sqlite
 
@@ -94,7 +106,7 @@ def serve(
         "Ctrl+C or SIGTERM stops at once, leaving videos in progress to the next `vidgen serve`."
     )
     with _receiving_webhooks(webhook_port, replace_webhook_token):
-        serve_leaving_runs(served_deployments(poll_interval=poll_interval), limit=limit)
+        serve_leaving_runs(served_flows(poll_interval=poll_interval), limit=limit)
 
 
 @contextmanager
@@ -184,6 +196,7 @@ def env() -> None:
         fail(str(exc))
     values = {k: os.environ[k] for k in client_env(paths.home / "prefect", PREFECT_PORT) if k in os.environ}
     values |= {k: os.environ[k] for k in ("VIDGEN_HOME", "VIDGEN_CHANNELS_DIR", "VIDGEN_WORKSPACES")}
+    values |= {k: os.environ.get(k, v) for k, v in worker_settings().items()}
     for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
 
