@@ -20,7 +20,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelled, Cancelling
 from pydantic import BaseModel, Field
 
-from flows.poll_notion import LIVE_STATES, PRODUCE_DEPLOYMENT, apply_review, runs_for_page, start_video
+from flows.poll_notion import INTAKE_TASK, LIVE_STATES, PRODUCE_DEPLOYMENT, apply_review, runs_for_page, start_video
 from tasks.notion import notion_gateway
 from vidgen.config import Paths
 from vidgen.pipeline import configured_channels
@@ -41,12 +41,12 @@ class PageOutcome(BaseModel):
     notion_requests: int = 0
 
 
-@task(name="read-page", task_run_name="read {page_id}", tags=["notion"])
+@task(name="read-page", task_run_name="read {page_id}", **INTAKE_TASK)
 def read_page(page_id: str) -> PollResult:
     return poll_page(notion_gateway(), configured_channels(Paths.from_env().channels), page_id)
 
 
-@task(name="cancel-page-runs", task_run_name="cancel runs of {page_id}", tags=["notion"])
+@task(name="cancel-page-runs", task_run_name="cancel runs of {page_id}")
 def cancel_page_runs(page_id: str) -> list[str]:
     """Stop every live produce-video run of a page that was deleted; their work has no page to go to."""
     stopped: list[str] = []

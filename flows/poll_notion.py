@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.client.orchestration import get_client
@@ -131,7 +131,14 @@ def video_run_name(channel_id: str, title: str) -> str:
     return f"{channel_id}: {title}"[:120]
 
 
-@task(name="find-work", tags=["notion"])
+# Intake (finding work, starting a video, handing a decision to its run) carries no `notion` tag: that
+# cap of 3 calls at once is the videos' own (their card writes and previews), and intake queued behind
+# a busy board would start new videos late. Every request still takes a slot of the `notion-api` rate
+# limit, where intake competes with at most the 3 production calls the tag lets through.
+INTAKE_TASK: dict[str, Any] = {"tags": []}
+
+
+@task(name="find-work", **INTAKE_TASK)
 def find_work() -> PollResult:
     return poll_once(notion_gateway(), configured_channels(Paths.from_env().channels))
 
@@ -179,7 +186,7 @@ def return_to_run(entry: VideoEntry, run_id: str, run_name: str) -> VideoEntry:
     return notion_gateway().update_entry(entry, status=status, error=f"already in production: {link}")
 
 
-@task(name="start-video", task_run_name="start {entry.title}", tags=["notion"])
+@task(name="start-video", task_run_name="start {entry.title}", **INTAKE_TASK)
 def start_video(entry: VideoEntry, channel_id: str, deployment: str) -> str | None:
     """The poller's start of one video; None when the page already has a live run (the card, which
     someone put back to Queued, then returns to that run's status)."""
@@ -231,7 +238,7 @@ def _scene_count(entry: VideoEntry, channel_id: str) -> int | None:
         return None
 
 
-@task(name="apply-review", task_run_name="review {request.entry.title}", tags=["notion"])
+@task(name="apply-review", task_run_name="review {request.entry.title}", **INTAKE_TASK)
 def apply_review(request: ReviewRequest, channel_id: str | None) -> str:
     """Resume the run waiting at this page's gate with the reviewer's decision; say why not otherwise."""
     entry, verdict = request.entry, request.verdict
