@@ -801,6 +801,7 @@ def analyse(
 
     rows = []
     all_within = True
+    load: dict[str, tuple[float, float]] = {}  # tag -> (work per slot, utilisation)
     for tag, limit in config.tags.items():
         tag_runs = [Interval(e["start"], e["end"]) for e in runs if e["tag"] == tag]
         if not tag_runs:
@@ -814,6 +815,8 @@ def analyse(
         mean_wait = sum(w.end - w.start for w in waits) / len(waits) if waits else 0.0
         idle = idle_slot_seconds(limit, waits, tag_runs)
         denied = retries.get(tag, [])
+        if span > 0:
+            load[tag] = (busy / limit, busy / (limit * span))
         rows.append((
             tag, limit, peak, "PASS" if within else "FAIL", len(tag_runs), f"{busy:.0f}",
             f"{busy / (limit * span):.0%}" if span > 0 else "-", f"{mean_wait:.2f}", f"{idle:.0f}",
@@ -825,6 +828,11 @@ def analyse(
         rows,
     )
     report.add("utilisation = busy seconds / (limit x the tag's active span); mean wait = submit -> provider call starts")
+    if load:
+        bottleneck = max(load, key=lambda t: load[t][0])
+        used = load[bottleneck][1]
+        report.add(f"bottleneck tag {bottleneck}: slot utilisation {used:.0%} while its work was queued "
+                   f"(target >= 90%: {'met' if used >= 0.9 else 'below'})")
     waits_by_kind: dict[str, list[float]] = defaultdict(list)
     for e in runs:
         if e["id"] in submits:
@@ -844,13 +852,21 @@ def analyse(
         average = len(times) / span if span > 0 else float(len(times))
         rate_waits = [e["at"] - e["asked"] for e in requests]
         denied = retries.get(rate.name, [])
+        videos = len({(e["channel"], e["video"]) for e in events if e["ev"] == "video-start"}) or 1
+        per_video = len(times) / videos
         report.table(
-            ("Notion requests", "max in any 1 s window", "average req/s", "mean rate-limit wait s", "423s",
-             "mean Retry-After s", "<= 3 per s"),
-            [(len(times), peak_window, f"{average:.2f}", f"{sum(rate_waits) / len(rate_waits):.2f}", len(denied),
-              f"{sum(denied) / len(denied):.2f}" if denied else "-",
-              "PASS" if peak_window <= rate.requests_per_second and average <= rate.requests_per_second else "FAIL")],
+            ("Notion requests", "per video (goal <= 20)", "average req/s (<= 3)", "max in any 1 s window",
+             "mean rate-limit wait s", "423s", "mean Retry-After s"),
+            [(len(times), f"{per_video:.1f} {'met' if per_video <= 20 else 'MISSED'}",
+              f"{average:.2f} {'PASS' if average <= rate.requests_per_second else 'FAIL'}", peak_window,
+              f"{sum(rate_waits) / len(rate_waits):.2f}", len(denied),
+              f"{sum(denied) / len(denied):.2f}" if denied else "-")],
         )
+        report.add("Notion's documented limit is an average of 3 requests/s with bursts allowed; the worst "
+                   "1 s window is printed, not judged. Previews at the review gates are not simulated here "
+                   "(scripts/bench_previews.py counts them).")
+        if average > rate.requests_per_second:
+            report.failed.append("Notion requests averaged more than the rate limit")
         report.add()
 
     if api:
