@@ -1,4 +1,5 @@
-"""Every task that calls a service carries the tag its concurrency limit is named after."""
+"""Every task of a video's run that calls a service carries the tag its concurrency limit is named
+after; intake (the poll's and a webhook's) paces its Notion requests by the rate limit alone."""
 
 from __future__ import annotations
 
@@ -19,15 +20,12 @@ EXPECTED_TAGS = {
     "read-entry": {"notion"},
     "update-card": {"notion"},
     "deliver-card-writes": {"notion"},
-    "find-work": {"notion"},
-    "start-video": {"notion"},
-    "apply-review": {"notion"},
     "reconcile-ended-runs": {"notion"},
     "publish-previews": {"notion"},
-    "read-page": {"notion"},
-    "cancel-page-runs": {"notion"},
 }
-LOCAL_ONLY = {"compose-frame", "assemble-video", "report-cost", "publish-review", "link-notion-page"}
+# Notion calls that find or start work: not behind the videos' `notion` tag (flows.poll_notion.INTAKE_TASK).
+INTAKE = {"find-work", "start-video", "apply-review", "read-page"}
+LOCAL_ONLY = {"compose-frame", "assemble-video", "report-cost", "publish-review", "link-notion-page", "cancel-page-runs"}
 
 
 def all_tasks() -> dict[str, Task]:
@@ -41,10 +39,10 @@ def all_tasks() -> dict[str, Task]:
 
 def test_every_service_calling_task_carries_its_tag():
     tasks = all_tasks()
-    assert set(tasks) == set(EXPECTED_TAGS) | LOCAL_ONLY, "a new task must be classified here"
+    assert set(tasks) == set(EXPECTED_TAGS) | INTAKE | LOCAL_ONLY, "a new task must be classified here"
     for name, tags in EXPECTED_TAGS.items():
         assert tags <= set(tasks[name].tags), f"{name} is missing {tags - set(tasks[name].tags)}"
-    for name in LOCAL_ONLY:
+    for name in INTAKE | LOCAL_ONLY:
         assert not {"gemini", "kling", "elevenlabs", "notion", "youtube"} & set(tasks[name].tags), name
 
 
