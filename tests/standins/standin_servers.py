@@ -112,6 +112,7 @@ class SeenRequest:
     json: Any = None
     form: dict[str, str] = field(default_factory=dict)
     status: int = 0
+    at: float = field(default_factory=time.time)  # when it was answered (epoch seconds)
 
     @property
     def service(self) -> str:
