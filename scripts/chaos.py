@@ -32,8 +32,10 @@ card, runs and their states, then one table:
     fault | videos | lost | regenerated paid assets | recovered without a person | time to recover | alerts sent
 
 * lost: videos whose card is not at Upload Complete when the fault's run ends (`--timeout`).
-* regenerated paid assets: paid requests the stand-ins answered 2xx beyond one per asset the
-  videos' manifests hold. The provider's own count is the honest one: it also sees a call whose
+* regenerated paid assets: assets the stand-ins were paid for more than once (requests answered
+  2xx, grouped by the asset each names: its prompt, start frame, voice and text, video title; a
+  sound effect, thumbnail or captions track names none and counts against the narrations or
+  uploads it follows). The provider's own count is the honest one: it also sees a call whose
   result died with its worker. The cost ledger cannot (its idempotency key folds a re-made asset
   into one line); the workspaces' audit trail (calls.jsonl: calls whose result was recorded) is
   printed beside it.
@@ -86,14 +88,13 @@ from vidgen.models import VideoEntry  # noqa: E402
 from vidgen.notion.gateway import NotionGateway  # noqa: E402
 from vidgen.notion.ratelimit import RetryPolicy  # noqa: E402
 from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
-from vidgen.workspace import Workspace  # noqa: E402
 
 FAULT_NAMES = ("kill9", "sigterm", "prefect-restart", "notion-down", "requeue-busy", "provider-429")
 REAL_PROVIDERS = dict(script="gemini", images="gemini", clips="kling", narration="elevenlabs", sound="elevenlabs",
                       publisher="youtube")
-# The stand-in services a manifest key's asset is paid to (kind = the key up to its first "/").
-PAID_FOR = {"script": ("gemini",), "image": ("gemini",), "clip": ("kling-create",), "narration": ("elevenlabs-tts",),
-            "sound": ("elevenlabs-sfx",), "publish": ("youtube-upload", "youtube-thumbnail", "youtube-captions")}
+# Paid stand-in services whose requests do not say which video they are for, and the service whose
+# distinct assets they follow one for one (a sound effect per narration, a thumbnail and captions per upload).
+FOLLOWS = {"elevenlabs-sfx": "elevenlabs-tts", "youtube-thumbnail": "youtube-upload", "youtube-captions": "youtube-upload"}
 COLUMNS = ("fault", "videos", "lost", "regenerated paid assets", "recovered without a person", "time to recover",
            "alerts sent")
 
@@ -169,13 +170,15 @@ class AlertReceiver:
 
 def chaos_channels(directory: Path, videos: int, scenes: int) -> list[str]:
     """One channel per video: the nature sample on the paid providers, its gates off, `scenes` short
-    scenes, its own watermark (so each video's start frame, and the stand-in's faults, are its own)."""
+    scenes, its own watermark, style and voice (so each video's start frame, and so the stand-in's
+    faults, are its own, and its paid requests say which video they are for)."""
     base = yaml.safe_load((REPO / "channels" / "wild_frontiers.yaml").read_text())
     directory.mkdir(parents=True, exist_ok=True)
     ids = []
     for i in range(1, videos + 1):
         data = {**base, "id": f"chaos_{i}", "name": f"Chaos {i}", "notion_value": f"Chaos {i}",
-                "providers": dict(REAL_PROVIDERS), "style": {**base["style"], "watermark": f"CHAOS {i}"},
+                "providers": dict(REAL_PROVIDERS), "voice": {**base["voice"], "elevenlabs_voice_id": f"chaos-voice-{i}"},
+                "style": {**base["style"], "watermark": f"CHAOS {i}", "preamble": f"{base['style']['preamble']}, take {i}"},
                 "script": {**base["script"], "scenes": scenes, "min_scenes": 1, "words_per_scene": 10},
                 "review": {gate: {**config, "enabled": False} for gate, config in base["review"].items()}}
         (directory / f"chaos_{i}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -258,6 +261,20 @@ class Board:
     def status(self, page_id: str) -> str | None:
         card = self.cards.get(page_id)
         return card.status if card else None
+
+
+def asset_named(request: Any) -> str:
+    """The asset a paid stand-in request is for, as far as the request itself says."""
+    body = request.json or {}
+    if request.service == "gemini":  # the script's prompt names the title; an image's, the channel's style and scene
+        return json.dumps(body.get("contents"), sort_keys=True)
+    if request.service == "kling-create":
+        return f"{body['input']['image_url']} {body['input']['prompt']}"
+    if request.service == "elevenlabs-tts":  # the channel's own voice
+        return f"{request.path} {body.get('text', '')}"
+    if request.service == "youtube-upload":
+        return str((body.get("snippet") or {}).get("title"))
+    return ""
 
 
 def step(status: str | None) -> int:
@@ -401,6 +418,22 @@ class Chaos:
         o.alerts = len(self.alerts.received)
         for alert in self.alerts.received:
             self.say(f"alert: {alert.get('subject', '?')}")
+        self.note(f"events a run-failed alert is for (produce-video runs Failed or Crashed): {self.failure_events()}")
+
+    def failure_events(self) -> int | str:
+        """`prefect.flow-run.Failed` and `.Crashed` events of the videos' runs, as Prefect's server holds them."""
+        import httpx
+
+        names = ["prefect.flow-run.Failed", "prefect.flow-run.Crashed"]
+        body = {"limit": 200, "filter": {"event": {"name": names}, "occurred": {"since": self.since.isoformat()}}}
+        try:
+            answer = httpx.post(f"{os.environ['PREFECT_API_URL']}/events/filter", json=body, timeout=30)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            return f"(could not be read: {exc})"
+        return sum(1 for event in answer.json().get("events", [])
+                   if any(r.get("prefect.resource.role") == "flow" and r.get("prefect.resource.name") == "produce-video"
+                          for r in event.get("related", [])))
 
     def describe(self, runs: dict[str, list[Any]]) -> None:
         """Each video: its card, its runs and the states each went through."""
@@ -427,24 +460,25 @@ class Chaos:
                   f"poll-notion runs: {dict(by_state)}; none completed")
 
     def paid_twice(self) -> tuple[int, int]:
-        """(paid requests the stand-ins answered 2xx beyond one per asset in the manifests, assets the
-        workspaces' audit trails record more than once)."""
-        assets: Counter[str] = Counter()
+        """(assets the stand-ins were paid for more than once, assets the workspaces' audit trails
+        record more than once). A paid request answered 2xx is for the asset its request names (the
+        prompt, the start frame, the voice and text, the video's title); a sound effect, thumbnail or
+        captions track names none, and counts against the narrations or uploads it follows."""
+        paid: dict[str, Counter[str]] = defaultdict(Counter)
+        for r in self.standins.requests:
+            if r.paid and r.status < 400 and not (r.service == "youtube-upload" and r.method != "POST"):
+                paid[r.service][asset_named(r)] += 1
+        again = {service: sum(n - 1 for n in assets.values()) for service, assets in paid.items() if service not in FOLLOWS}
+        for service, leader in FOLLOWS.items():
+            again[service] = max(0, sum(paid[service].values()) - len(paid[leader]))
         audit = 0
-        for manifest in self.bench.paths.workspaces.glob("*/*/manifest"):
-            workspace = Workspace(manifest.parent)
-            for entry in workspace.entries():
-                assets.update(PAID_FOR.get(entry.key.split("/")[0], ()))
-            trail = manifest.parent / "calls.jsonl"
-            if trail.is_file():
-                calls = Counter(json.loads(line)["key"] for line in trail.read_text().splitlines() if line.strip())
-                audit += sum(n - 1 for n in calls.values())
-        paid = Counter(r.service for r in self.standins.requests
-                       if r.paid and r.status < 400 and not (r.service == "youtube-upload" and r.method != "POST"))
-        extra = {service: paid[service] - assets[service] for service in paid if paid[service] > assets[service]}
-        self.note(f"paid requests answered by the stand-ins: {dict(sorted(paid.items()))}; "
-                  f"assets in the manifests: {dict(sorted(assets.items()))}" + (f"; paid twice: {extra}" if extra else ""))
-        return sum(extra.values()), audit
+        for trail in self.bench.paths.workspaces.glob("*/*/calls.jsonl"):
+            calls = Counter(json.loads(line)["key"] for line in trail.read_text().splitlines() if line.strip())
+            audit += sum(n - 1 for n in calls.values())
+        made_again = {service: n for service, n in sorted(again.items()) if n}
+        self.note(f"paid requests answered by the stand-ins: {dict(sorted((s, sum(a.values())) for s, a in paid.items()))}"
+                  + (f"; paid again for an asset already paid for: {made_again}" if made_again else "; none for an asset twice"))
+        return sum(again.values()), audit
 
 
 # --- the faults -------------------------------------------------------------------------------------
@@ -474,20 +508,24 @@ def sigterm(chaos: Chaos) -> None:
         chaos.note(f"vidgen serve exited with code {worker.returncode} {time.monotonic() - sent:.1f} s after SIGTERM")
     except subprocess.TimeoutExpired:
         chaos.note("vidgen serve had not exited 60 s after SIGTERM: killed")
-    left = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if proc.pid != worker.pid and os.getpgid(proc.pid) == worker.pid:
-                left.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:120]}")
-        except (ProcessLookupError, psutil.Error):
-            continue
-    if left:
-        chaos.note(f"left running in its process group after it exited (killed now): {left}")
+    chaos.bench.worker = None
+
+    def left() -> list[str]:
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+            try:
+                if proc.pid != worker.pid and os.getpgid(proc.pid) == worker.pid and proc.info["status"] != "zombie":
+                    found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:100]}")
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return found
+
+    if not chaos.wait(lambda: not left(), "its process group to empty", timeout_s=10):
+        chaos.note(f"left running in its process group 10 s after it exited (killed now): {left()}")
     try:
         os.killpg(worker.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    chaos.bench.worker = None
     chaos.start_worker()
     chaos.lifted("a new vidgen serve is ready")
 
