@@ -60,6 +60,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -425,7 +426,7 @@ class Chaos:
         import httpx
 
         names = ["prefect.flow-run.Failed", "prefect.flow-run.Crashed"]
-        body = {"limit": 200, "filter": {"event": {"name": names}, "occurred": {"since": self.since.isoformat()}}}
+        body = {"limit": 50, "filter": {"event": {"name": names}, "occurred": {"since": self.since.isoformat()}}}
         try:
             answer = httpx.post(f"{os.environ['PREFECT_API_URL']}/events/filter", json=body, timeout=30)
             answer.raise_for_status()
@@ -569,7 +570,7 @@ def requeue_busy(chaos: Chaos) -> None:
     from notion_client import Client
 
     chaos.wait_stage()
-    client = Client(auth=LOCAL_NOTION_TOKEN, base_url=chaos.bench.notion_url)
+    client = Client(auth=LOCAL_NOTION_TOKEN, base_url=chaos.bench.notion_url, log_level=logging.ERROR)  # 429s: it retries
     chaos.note(f"every card set to Queued by hand with {chaos.statuses()}")
     for page in chaos.pages:
         client.pages.update(page, properties={"Status": {"select": {"name": S.QUEUED.value}}})
