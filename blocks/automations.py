@@ -336,7 +336,23 @@ def _saved_alerts_block(url: str | None) -> UUID | None:
 
 
 def _comparable(automation: AutomationCore) -> dict:
-    return AutomationCore.model_validate(automation.model_dump()).model_dump(mode="json", exclude={"owner_resource"})
+    return _sorted_sets(
+        AutomationCore.model_validate(automation.model_dump()).model_dump(mode="json", exclude={"owner_resource"})
+    )
+
+
+def _sorted_sets(value: object) -> object:
+    """`value` with every list of strings sorted. The trigger's event sets (`after`, `expect`,
+    `for_each`) dump in the set's iteration order, which follows string hashing and so differs from
+    one process to the next: compared as dumped, the automation a `vidgen serve` finds looked changed
+    about one start in three, and the update replaced the zombie detector's trigger, forgetting the
+    heartbeats it was waiting on (runs whose worker had just been killed stayed Running for good)."""
+    if isinstance(value, dict):
+        return {key: _sorted_sets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_sorted_sets(item) for item in value]
+        return sorted(items) if all(isinstance(item, str) for item in items) else items
+    return value
 
 
 def upsert_automation(client, wanted: AutomationCore) -> str:

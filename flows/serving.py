@@ -156,6 +156,33 @@ class LeavingRunner(Runner):
 WARM_MODULES = ["flows.serving", "flows.produce_video", "flows.poll_notion", "flows.handle_page"]
 
 
+def retry_refused_connections() -> None:
+    """Every Prefect API client this process makes retries a refused connection, with the backoff
+    PREFECT_CLIENT_MAX_RETRIES allows (`worker_settings`: about 4 minutes), as Prefect's own client
+    does only once it has connected (`_has_connected`, to fail fast on a wrong address).
+
+    Prefect makes a new client for many single calls: taking and releasing a task's tag slot, the
+    rate limit, reading a block. While its server restarts, each of those failed at its first
+    refused connection and failed the video (scripts/chaos.py, prefect-restart: two videos of three,
+    "Unable to acquire concurrency slots on ['tag:elevenlabs']" and a slot release's ConnectError).
+    A worker and its runs talk to a server that answered when `vidgen serve` started, so a refused
+    connection there is a restart to wait out, not a wrong address. Idempotent;
+    tests/flows/test_serving.py fails if Prefect renames the flag."""
+    from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
+
+    for client_class in (PrefectHttpxAsyncClient, PrefectHttpxSyncClient):
+        if getattr(client_class, "_vidgen_retries_refused", False):
+            continue
+        original = client_class.__init__
+
+        def __init__(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            self._has_connected = True
+
+        client_class.__init__ = __init__
+        client_class._vidgen_retries_refused = True
+
+
 def _run_flow_with_env(
     *args: Any, env: dict[str, str] | None = None, remove_env: set[str] | None = None,
     flow: Flow[..., Any] | tuple[str, str], **kwargs: Any,
@@ -163,6 +190,7 @@ def _run_flow_with_env(
     """In the run's process: Prefect's own wrapper (`run_flow_in_subprocess`), the run's environment
     and a fresh Settings object first, then the engine under its signal handling. A flow given as
     (module, name) is the warm module's own object."""
+    retry_refused_connections()
     for key in remove_env or ():
         os.environ.pop(key, None)
     os.environ.update(_runtime_subprocess_env(env))
@@ -241,6 +269,7 @@ def serve_leaving_runs(
     """`flow.serve()` for `vidgen serve`: each flow with its deployment's options (`served_flows`),
     runs forked from a server that has imported `warm_modules`, and LeavingRunner's shutdown on
     SIGTERM and Ctrl+C."""
+    retry_refused_connections()
     # Prefect's direct starter calls this module attribute for every run ("patch the module to override").
     prefect.runner._starter_direct.run_flow_in_subprocess = run_flow_in_warm_process
     start_warm_server(warm_modules)

@@ -104,6 +104,22 @@ def wait_until(check: Callable[[], object], what: str, *, timeout_s: float, proc
     raise StackError(f"{what} did not become ready within {timeout_s:.0f} s; see {log}")
 
 
+def _exited(pid: int) -> bool:
+    """Whether the process `pid` is gone. One this process started and no longer holds a Popen for
+    (a server found by its pidfile) stays a zombie, which signal 0 still reaches, until it is reaped
+    here."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:  # not our child: its own parent (or init) reaps it
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def stop_process(proc: subprocess.Popen | int, timeout_s: float = 20) -> None:
     """SIGTERM the process group, SIGKILL it if it does not exit in time."""
     pid = proc if isinstance(proc, int) else proc.pid
@@ -116,11 +132,8 @@ def stop_process(proc: subprocess.Popen | int, timeout_s: float = 20) -> None:
         if isinstance(proc, subprocess.Popen):
             if proc.poll() is not None:
                 return
-        else:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
+        elif _exited(pid):
+            return
         time.sleep(0.1)
     try:
         os.killpg(pid, signal.SIGKILL)

@@ -233,3 +233,41 @@ def test_the_gate_reminder_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("VIDGEN_GATE_REMINDER_HOURS", "0.5")
     assert automations.gate_reminder_s() == 1800
     assert isinstance(automations.alert_automations(BLOCK, gate_reminder_s=1800)[0], AutomationCore)
+
+
+_SAVE_OR_COMPARE = """
+import json, sys, uuid
+from blocks import automations
+from prefect.events.schemas.automations import Automation
+if sys.argv[1] == "save":  # what the server keeps: the JSON the creating process sent
+    print(json.dumps(automations.zombie_automation().model_dump(mode="json")))
+else:  # a later `vidgen serve`, reading it back
+    stored = Automation.model_validate({**json.loads(sys.stdin.read()), "id": str(uuid.uuid4())})
+    class Api:
+        def read_automations_by_name(self, name): return [stored]
+        def update_automation(self, automation_id, automation): pass
+    print(automations.upsert_automation(Api(), automations.zombie_automation()))
+"""
+
+
+def test_an_automation_saved_by_another_process_is_unchanged_whatever_its_sets_order():
+    """The trigger's event sets come back in the order the creating process sent them, a set's order
+    follows string hashing (per process), and an update replaces the zombie detector's trigger: seen
+    in scripts/chaos.py, a worker started after a `kill -9` updated it, and the killed runs were never
+    marked Crashed. The hash seeds are ones whose orders differ."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def run(seed: int, *args: str, stdin: str = "") -> str:
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        done = subprocess.run([sys.executable, "-c", _SAVE_OR_COMPARE, *args], input=stdin, env=env,
+                              capture_output=True, text=True, timeout=120, cwd=repo)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    saved = run(0, "save")
+    assert [run(seed, "compare", stdin=saved) for seed in (2, 6)] == ["unchanged", "unchanged"]

@@ -179,3 +179,35 @@ def test_a_served_flow_goes_to_its_run_by_reference_and_a_local_one_by_value():
     def made_here() -> None: ...
 
     assert serving.flow_reference(made_here) is made_here  # no module attribute to find it by
+
+
+def test_a_new_client_waits_out_a_refused_connection_once_the_worker_says_so(monkeypatch):
+    """Prefect's client retries a refused connection only once it has connected; `vidgen serve` and
+    its runs make every client retry it (`retry_refused_connections`), so a call through a new client
+    (a task's tag slot, taken or released) rides out a server restart instead of failing the video."""
+    import httpx
+    import prefect.client.base as base
+    from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from vidgen.stack import free_port
+
+    for client_class in (PrefectHttpxAsyncClient, PrefectHttpxSyncClient):  # restored after the test
+        monkeypatch.setattr(client_class, "__init__", client_class.__init__)
+        monkeypatch.setattr(client_class, "_vidgen_retries_refused", False, raising=False)
+    waits: list[float] = []
+    monkeypatch.setattr(base.time, "sleep", waits.append)
+    closed = f"http://127.0.0.1:{free_port()}/api"
+
+    def refused() -> None:
+        with PrefectHttpxSyncClient(base_url=closed) as client, pytest.raises(httpx.ConnectError):
+            client.get("/health")
+
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 2}):
+        refused()
+        assert waits == []  # Prefect's own: a client that never connected fails at once
+        serving.retry_refused_connections()
+        serving.retry_refused_connections()  # idempotent: one wrapper, not two
+        refused()
+        assert len(waits) == 2
+    assert PrefectHttpxAsyncClient(base_url=closed)._has_connected

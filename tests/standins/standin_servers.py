@@ -26,6 +26,10 @@ googleapiclient — run end to end when the base URLs point here:
 
 Each service checks its credential the way the real one does and answers its documented auth
 error otherwise, so a run that reaches the end also proves the right key went to the right host.
+
+Two fault switches on `StandinState` (off by default; scripts/chaos.py turns them on): a Kling task
+stays `generating` for at least `kling_generating_s`, and createTask answers each new start frame
+with `kling_create_faults` (status, Retry-After) before it takes the task.
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ class SeenRequest:
     json: Any = None
     form: dict[str, str] = field(default_factory=dict)
     status: int = 0
+    at: float = field(default_factory=time.time)  # when it was answered (epoch seconds)
 
     @property
     def service(self) -> str:
@@ -298,6 +303,8 @@ class _Task:
     task_id: str
     duration: int
     polls: int = 0
+    created: float = field(default_factory=time.monotonic)
+    done: bool = False
 
 
 @dataclass
@@ -324,6 +331,11 @@ class StandinState:
         self.clips: dict[int, Path] = {}
         self._clip_lock = threading.Lock()  # not `lock`: making a clip takes seconds
         self._ids = itertools.count(1)
+        # Fault switches (scripts/chaos.py): how long a Kling task stays `generating` at least, and
+        # what Kling's createTask answers the first tries for each start frame, (status, Retry-After s).
+        self.kling_generating_s = 0.0
+        self.kling_create_faults: list[tuple[int, float | None]] = []
+        self.create_attempts: dict[str, int] = {}  # image_url -> createTask requests seen for it
 
     def next_id(self) -> int:
         with self.lock:
@@ -412,6 +424,15 @@ def create_app(state: StandinState) -> FastAPI:
             return kie_error(422, "input.image_url cannot be fetched")
         if task_input.get("duration") not in ("5", "10"):
             return kie_error(422, "input.duration must be 5 or 10")
+        with state.lock:
+            attempt = state.create_attempts.get(task_input["image_url"], 0)
+            state.create_attempts[task_input["image_url"]] = attempt + 1
+        if attempt < len(state.kling_create_faults):
+            status, retry_after = state.kling_create_faults[attempt]
+            refused = kie_error(status, "rate limited" if status == 429 else "service temporarily unavailable")
+            if retry_after is not None:
+                refused.headers["Retry-After"] = f"{retry_after:g}"
+            return refused
         task = _Task(task_id=f"task_kling_standin_{state.next_id()}", duration=int(task_input["duration"]))
         with state.lock:
             state.tasks[task.task_id] = task
@@ -427,7 +448,7 @@ def create_app(state: StandinState) -> FastAPI:
                 task.polls += 1
         if task is None:
             return kie_error(404, f"task {taskId} not found")
-        done = task.polls > 1
+        done = task.done = task.done or (task.polls > 1 and time.monotonic() - task.created >= state.kling_generating_s)
         results = ""
         if done:
             state.clip(task.duration)
@@ -450,7 +471,7 @@ def create_app(state: StandinState) -> FastAPI:
     @app.get("/kling-results/{task_id}.mp4")
     def kling_result(task_id: str) -> Any:
         task = state.tasks.get(task_id)
-        if task is None or task.polls < 2:
+        if task is None or not task.done:
             return Response(status_code=404)
         return FileResponse(state.clip(task.duration), media_type="video/mp4")
 

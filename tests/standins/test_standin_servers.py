@@ -99,3 +99,35 @@ def test_a_chunked_youtube_upload_resumes_through_308_answers(standins, channel,
         "bytes 0-262143/640000", "bytes 262144-524287/640000", "bytes 524288-639999/640000"]
     assert standins.uploaded_videos[STANDIN_VIDEO_ID] == video.read_bytes()
     assert standins.thumbnails[STANDIN_VIDEO_ID] == thumb.read_bytes()
+
+
+def test_kling_fault_switches_refuse_each_start_frame_in_turn_and_hold_the_task(standins, tmp_path: Path):
+    """What scripts/chaos.py switches on: createTask answers 429 (Retry-After) then 503 for each new
+    start frame before it takes the task, and a task stays `generating` for the hold."""
+    from vidgen.errors import RetriableError
+    from vidgen.providers.kling import KlingClient
+
+    state = standins.state
+    state.kling_create_faults = [(429, 7.0), (503, None)]
+    state.kling_generating_s = 0.5
+    client = KlingClient(standins.keys.kie, standins.base_url, sleep=lambda _s: None)
+    frame = tmp_path / "frame.png"
+    frame.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    try:
+        url = f"{standins.base_url}/kie-files/fault-test/frame.png"
+        state.uploads[url] = frame
+        with pytest.raises(RetriableError) as limited:
+            client.create_task(prompt="p", image_url=url)
+        assert (limited.value.status_code, limited.value.retry_after) == (429, 7.0)
+        with pytest.raises(RetriableError) as unavailable:
+            client.create_task(prompt="p", image_url=url)
+        assert (unavailable.value.status_code, unavailable.value.retry_after) == (503, None)
+        task_id = client.create_task(prompt="p", image_url=url)
+        assert [client.get_task(task_id).state for _ in range(3)] == ["generating"] * 3  # held past the second poll
+        import time
+
+        time.sleep(0.5)
+        assert client.get_task(task_id).state == "success"
+    finally:
+        state.kling_create_faults, state.kling_generating_s = [], 0.0
+        client.close()

@@ -1,0 +1,781 @@
+"""Chaos suite: faults injected on real servers while several videos are made. Does every video finish?
+
+Each fault runs on a fresh stack of its own, in a child process of this script (a fresh
+environment and Prefect settings): `bench_webhooks.start_stack` (a temporary VIDGEN_HOME with free
+ports, PostgreSQL (SQLite with `--sqlite`), Prefect's server, the local Notion server and its Video
+Pipeline database), `vidgen setup --alerts-url` pointed at a small alert receiver in the child, and
+a `vidgen serve` worker polling every `--poll-interval` s. The videos: `--videos` channels on the
+paid providers' real adapters, served by the provider stand-ins (tests/standins) in the child, one
+channel per video (its own watermark, so each video has its own start frame), review gates off,
+`--scenes` scenes; one entry per channel created Queued at once. Kling holds every clip
+`--clip-hold-s` s in "generating", so the videos can be caught while their clips are made. Then,
+once every card is at `--stage` (default Videos Generating, and every clip's task created):
+
+* kill9: `kill -9` of the worker's process group (the server, the runs' processes), and a new
+  `vidgen serve` at once. Expected: zombie automation (no heartbeat for 90 s) -> Crashed ->
+  crash-restart automation -> AwaitingRetry -> the new worker runs the same run again.
+* sigterm: SIGTERM to `vidgen serve` (what `docker stop` or systemd send); once it has exited, a new
+  worker. It reschedules its in-flight runs itself.
+* prefect-restart: Prefect's server stopped for `--prefect-down-s` s and started again (same port,
+  same database), twice: at the stage, and `--prefect-gap-s` s after it answers again.
+* notion-down: the local Notion server stopped for `--outage-s` s, then started again on the same
+  port and store. Card writes wait in the outbox meanwhile; the poll delivers them.
+* requeue-busy: every card set back to Queued by hand while its run is busy. The poll must start no
+  second run and put the card back at the run's status ("already in production").
+* provider-429: Kling's createTask answers each clip 429 with Retry-After `--retry-after` s, then 503
+  three times, then takes it (no stage wait: armed before the entries are queued).
+
+The paid steps retry after `--retry-delays` (VIDGEN_RETRY_DELAYS; the product's 1 min, 5 min, 15 min,
+1 h would make provider-429 half an hour). Printed per fault: what was injected when, each video's
+card, runs and their states, then one table:
+
+    fault | videos | lost | regenerated paid assets | recovered without a person | time to recover | alerts sent
+
+* lost: videos whose card is not at Upload Complete when the fault's run ends (`--timeout`).
+* regenerated paid assets: assets the stand-ins were paid for more than once (requests answered
+  2xx, grouped by the asset each names: its prompt, start frame, voice and text, video title; a
+  sound effect, thumbnail or captions track names none and counts against the narrations or
+  uploads it follows). The provider's own count is the honest one: it also sees a call whose
+  result died with its worker. The cost ledger cannot (its idempotency key folds a re-made asset
+  into one line); the workspaces' audit trail (calls.jsonl: calls whose result was recorded) is
+  printed beside it.
+* recovered without a person: videos at Upload Complete with one produce-video run each, reached
+  by the product alone (the suite only injects the fault and, as a supervisor would, starts the
+  stopped worker or server again); for requeue-busy also the card back from Queued.
+* time to recover: from the fault lifted (a new worker ready; the server answering again; the
+  re-queue; the provider's first success for the last clip) to the last card at Upload Complete.
+* alerts sent: notifications the receiver got, up to `--alerts-grace-s` s after the last video.
+
+Prints the load average at the start. Every process it started is stopped, also on Ctrl+C or a
+failure. Exit status 0: no video lost, nothing paid twice, every video recovered without a person;
+1: not so; 2: the suite could not run (a stack did not start, Ctrl+C).
+
+    uv run python scripts/chaos.py [--faults kill9,sigterm,prefect-restart,notion-down,requeue-busy,provider-429]
+        [--videos 3] [--scenes 1] [--stage "Videos Generating"] [--outage-s 120] [--retry-after 120]
+        [--timeout 900] [--sqlite] [--logs DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(REPO / "tests" / "standins")]
+
+from bench_webhooks import Bench, Deadline, read_runs, serve_worker, shutdown, start_stack  # noqa: E402
+from standin_servers import StandinServer  # noqa: E402
+from vidgen.config import LOCAL_NOTION_TOKEN, Paths  # noqa: E402
+from vidgen.loopback import LoopbackServer  # noqa: E402
+from vidgen.models import VideoEntry  # noqa: E402
+from vidgen.notion.gateway import NotionGateway  # noqa: E402
+from vidgen.notion.ratelimit import RetryPolicy  # noqa: E402
+from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
+
+FAULT_NAMES = ("kill9", "sigterm", "prefect-restart", "notion-down", "requeue-busy", "provider-429")
+REAL_PROVIDERS = dict(script="gemini", images="gemini", clips="kling", narration="elevenlabs", sound="elevenlabs",
+                      publisher="youtube")
+# Paid stand-in services whose requests do not say which video they are for, and the service whose
+# distinct assets they follow one for one (a sound effect per narration, a thumbnail and captions per upload).
+FOLLOWS = {"elevenlabs-sfx": "elevenlabs-tts", "youtube-thumbnail": "youtube-upload", "youtube-captions": "youtube-upload"}
+COLUMNS = ("fault", "videos", "lost", "regenerated paid assets", "recovered without a person", "time to recover",
+           "alerts sent")
+
+
+# --- what one fault's run reports -----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One row of the table, and what explains it."""
+
+    fault: str
+    videos: int
+    lost: int | None = None
+    regenerated: int | None = None
+    audit_regenerated: int | None = None
+    recovered: int | None = None
+    recover_s: float | None = None
+    alerts: int | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def ok(self) -> bool:
+        return self.error is None and self.lost == 0 and self.regenerated == 0 and self.recovered == self.videos
+
+    def cells(self) -> list[str]:
+        if self.error is not None:
+            return [self.fault, str(self.videos), "-", "-", "-", "-", f"could not run: {self.error}"[:60]]
+        regenerated = f"{self.regenerated} (audit trail {self.audit_regenerated})"
+        recover = "-" if self.recover_s is None else f"{self.recover_s:.0f} s"
+        return [self.fault, str(self.videos), str(self.lost), regenerated, f"{self.recovered}/{self.videos}", recover,
+                str(self.alerts)]
+
+
+def print_table(outcomes: list[Outcome]) -> None:
+    rows = [list(COLUMNS), *(o.cells() for o in outcomes)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    for n, row in enumerate(rows):
+        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+
+
+# --- the alert receiver, the channels, the providers ------------------------------------------------
+
+
+class AlertReceiver:
+    """The alerts' webhook (`vidgen setup --alerts-url`): keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.server = LoopbackServer(self, name="chaos-alerts", lifespan="off")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/alerts"
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        if scope["method"] == "POST":
+            try:
+                self.received.append(json.loads(body or b"{}"))
+            except ValueError:
+                self.received.append({"subject": body[:200].decode(errors="replace")})
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def chaos_channels(directory: Path, videos: int, scenes: int) -> list[str]:
+    """One channel per video: the nature sample on the paid providers, its gates off, `scenes` short
+    scenes, its own watermark, style and voice (so each video's start frame, and so the stand-in's
+    faults, are its own, and its paid requests say which video they are for)."""
+    base = yaml.safe_load((REPO / "channels" / "wild_frontiers.yaml").read_text())
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for i in range(1, videos + 1):
+        data = {**base, "id": f"chaos_{i}", "name": f"Chaos {i}", "notion_value": f"Chaos {i}",
+                "providers": dict(REAL_PROVIDERS), "voice": {**base["voice"], "elevenlabs_voice_id": f"chaos-voice-{i}"},
+                "style": {**base["style"], "watermark": f"CHAOS {i}", "preamble": f"{base['style']['preamble']}, take {i}"},
+                "script": {**base["script"], "scenes": scenes, "min_scenes": 1, "words_per_scene": 10},
+                "review": {gate: {**config, "enabled": False} for gate, config in base["review"].items()}}
+        (directory / f"chaos_{i}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        ids.append(data["id"])
+    return ids
+
+
+def provider_env(standins: StandinServer, token_dir: Path, channel_ids: list[str]) -> dict[str, str]:
+    """Every paid provider pointed at the stand-ins, and each channel's YouTube token stored as
+    `vidgen channels auth` leaves it (far from expiry: nothing refreshes it)."""
+    from google.oauth2.credentials import Credentials
+
+    from vidgen.providers.youtube_auth import SCOPES, TokenStore
+
+    keys, url = standins.keys, standins.base_url
+    token_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    store = TokenStore(token_dir, token_key)
+    for channel_id in channel_ids:
+        store.save(channel_id, Credentials(
+            token=keys.youtube_token, refresh_token="chaos-refresh-token", token_uri=f"{url}/token",
+            client_id="chaos.apps.googleusercontent.com", client_secret="chaos", scopes=list(SCOPES),
+            expiry=datetime(2099, 1, 1)))  # fmt: skip
+    return {
+        "GEMINI_API_KEY": keys.gemini, "GEMINI_BASE_URL": url, "KIE_API_KEY": keys.kie, "KIE_BASE_URL": url,
+        "KIE_UPLOAD_BASE_URL": url, "VIDGEN_IMAGE_HOST": "kie", "ELEVENLABS_API_KEY": keys.elevenlabs,
+        "ELEVENLABS_BASE_URL": url, "YOUTUBE_BASE_URL": url, "VIDGEN_TOKEN_KEY": token_key,
+        "VIDGEN_TOKEN_DIR": str(token_dir),
+    }  # fmt: skip
+
+
+# --- watching the board -----------------------------------------------------------------------------
+
+
+class Board:
+    """The cards as last read (one query every `every_s` s, in a thread), and when each page was first
+    seen at each status. Paused while the suite holds Notion down."""
+
+    def __init__(self, bench: Bench, every_s: float = 2.0):
+        self.gateway = NotionGateway(LOCAL_NOTION_TOKEN, base_url=bench.notion_url, data_source_id=bench.data_source_id,
+                                     retry=RetryPolicy(attempts=2, max_total_s=5))
+        self.every_s = every_s
+        self.cards: dict[str, VideoEntry] = {}
+        self.first_seen: dict[str, dict[str, float]] = defaultdict(dict)
+        self.changed = time.time()
+        self.paused = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="chaos-board", daemon=True)
+
+    def start(self) -> Board:
+        self.read()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.gateway.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            if not self.paused.is_set():
+                self.read()
+
+    def read(self) -> bool:
+        try:
+            entries = self.gateway.list_entries()
+        except Exception:  # Notion not answering (or rate limiting): the next read will tell
+            return False
+        now = time.time()
+        with self._lock:
+            for entry in entries:
+                old = self.cards.get(entry.page_id)
+                if old is None or (old.status, old.error) != (entry.status, entry.error):
+                    self.changed = now
+                self.cards[entry.page_id] = entry
+                self.first_seen[entry.page_id].setdefault(entry.status or "", now)
+        return True
+
+    def status(self, page_id: str) -> str | None:
+        card = self.cards.get(page_id)
+        return card.status if card else None
+
+
+def asset_named(request: Any) -> str:
+    """The asset a paid stand-in request is for, as far as the request itself says."""
+    body = request.json or {}
+    if request.service == "gemini":  # the script's prompt names the title; an image's, the channel's style and scene
+        return json.dumps(body.get("contents"), sort_keys=True)
+    if request.service == "kling-create":
+        return f"{body['input']['image_url']} {body['input']['prompt']}"
+    if request.service == "elevenlabs-tts":  # the channel's own voice
+        return f"{request.path} {body.get('text', '')}"
+    if request.service == "youtube-upload":
+        return str((body.get("snippet") or {}).get("title"))
+    return ""
+
+
+def step(status: str | None) -> int:
+    """Where a status is along the pipeline (-1 off it: Queued, an error)."""
+    parsed = S.parse(status)
+    return PIPELINE.index(parsed) if parsed in PIPELINE else -1
+
+
+# --- one fault on its own stack -----------------------------------------------------------------------
+
+
+class Chaos:
+    """One fault's run: the stack, the videos, the fault, and what came of it."""
+
+    def __init__(self, name: str, args: argparse.Namespace, bench: Bench, standins: StandinServer,
+                 alerts: AlertReceiver, channel_ids: list[str]):
+        self.name, self.args, self.bench = name, args, bench
+        self.standins, self.alerts, self.channel_ids = standins, alerts, channel_ids
+        self.outcome = Outcome(name, args.videos)
+        self.pages: dict[str, str] = {}  # page id -> title
+        self.board: Board | None = None
+        self.lifted_at: float | None = None
+        self.unrecovered: dict[str, str] = {}  # page id -> why it does not count as recovered (fault's own check)
+        self.since = datetime.now(timezone.utc)
+
+    # --- helpers the faults use ---
+    def say(self, line: str) -> None:
+        self.bench.say(f"[{self.name}] {line}")
+
+    def note(self, line: str) -> None:
+        self.outcome.notes.append(line)
+        self.say(line)
+
+    def worker_args(self) -> list[str]:
+        return ["--poll-interval", str(self.args.poll_interval)]
+
+    def start_worker(self) -> None:
+        serve_worker(self.bench, self.worker_args())
+
+    def lifted(self, what: str) -> None:
+        self.lifted_at = time.time()
+        self.say(f"fault lifted: {what}")
+
+    def statuses(self) -> str:
+        return ", ".join(f"{self.pages[p]}: {self.board.status(p)}" for p in self.pages)
+
+    def wait(self, check: Callable[[], object], what: str, timeout_s: float | None = None) -> bool:
+        """Poll `check` until it holds (True), time runs out, or the worker exits unasked (False, noted)."""
+        deadline = time.monotonic() + min(timeout_s or float("inf"), self.bench.deadline.left())
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            worker = self.bench.worker
+            if worker is not None and worker.poll() is not None:
+                from vidgen.stack import log_tail
+
+                self.note(f"vidgen serve exited by itself (code {worker.returncode}) while waiting for {what}; "
+                          f"its log ends:\n{log_tail(self.bench.worker_log, 15)}")
+                self.bench.worker = None
+                return False
+            time.sleep(0.5)
+        self.note(f"gave up waiting for {what} ({self.statuses()})")
+        return False
+
+    def paid_ok(self, service: str) -> list[Any]:
+        return [r for r in self.standins.requests if r.service == service and r.status < 400]
+
+    def wait_stage(self) -> bool:
+        """Until every card is at `--stage` or past it (and, at Videos Generating, every clip's Kling task exists)."""
+        stage = S(self.args.stage)
+        reached = self.wait(lambda: all(step(self.board.status(p)) >= PIPELINE.index(stage) for p in self.pages),
+                            f"every card at {stage.value}")
+        if reached and stage is S.VIDEOS_GENERATING:
+            clips = self.args.videos * self.args.scenes
+            self.wait(lambda: len(self.paid_ok("kling-create")) >= clips, f"{clips} Kling tasks created", timeout_s=60)
+        self.say(f"at the stage: {self.statuses()}")
+        return reached
+
+    # --- the run ---
+    def queue(self) -> None:
+        with NotionGateway(LOCAL_NOTION_TOKEN, base_url=self.bench.notion_url, data_source_id=self.bench.data_source_id) as gw:
+            for i, _channel_id in enumerate(self.channel_ids, 1):
+                entry = gw.create_entry(title=f"Chaos {self.name} {i}", channel=f"Chaos {i}",
+                                        topic="A river valley waking up at dawn", status=S.QUEUED)
+                self.pages[entry.page_id] = entry.title
+        self.board = Board(self.bench).start()
+        self.say(f"queued {len(self.pages)} entries")
+
+    def runs(self) -> dict[str, list[Any]]:
+        """Every produce-video run of each page."""
+        from flows.poll_notion import page_tag
+
+        tags = {page_tag(page): page for page in self.pages}
+        found: dict[str, list[Any]] = {page: [] for page in self.pages}
+        for run in read_runs("produce-video", self.since):
+            for tag in run.tags:
+                if tag in tags:
+                    found[tags[tag]].append(run)
+        return found
+
+    def wait_finished(self) -> None:
+        """Until every card is at Upload Complete, or time runs out, or nothing will move any more: every
+        run final but Crashed (the automation may restart it) and the board still for 90 s."""
+        from prefect.client.schemas.objects import StateType
+
+        still_s = 90.0
+        last_look = 0.0
+
+        def finished() -> bool:
+            nonlocal last_look
+            if all(self.board.status(p) == S.UPLOAD_COMPLETE for p in self.pages):
+                return True
+            if time.monotonic() - last_look < 10 or time.time() - self.board.changed < still_s:
+                return False
+            last_look = time.monotonic()
+            try:
+                runs = [run for page_runs in self.runs().values() for run in page_runs]
+            except Exception:  # Prefect's server not answering: keep waiting
+                return False
+            final = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED}
+            if runs and all(run.state_type in final for run in runs):
+                self.note(f"nothing moves any more: every run is final and the board has been still for {still_s:.0f} s")
+                return True
+            return False
+
+        self.wait(finished, "every card at Upload Complete")
+        self.board.read()
+
+    def measure(self) -> None:
+        o = self.outcome
+        runs = self.runs()
+        done = [p for p in self.pages if self.board.status(p) == S.UPLOAD_COMPLETE]
+        o.lost = len(self.pages) - len(done)
+        recovered = [p for p in done if len(runs[p]) == 1 and p not in self.unrecovered]
+        o.recovered = len(recovered)
+        if done and not o.lost and self.lifted_at is not None:
+            o.recover_s = max(self.board.first_seen[p][S.UPLOAD_COMPLETE] for p in done) - self.lifted_at
+        self.describe(runs)
+        o.regenerated, o.audit_regenerated = self.paid_twice()
+        time.sleep(max(0.0, self.args.alerts_grace_s))  # the server's automations act within seconds
+        o.alerts = len(self.alerts.received)
+        for alert in self.alerts.received:
+            self.say(f"alert: {alert.get('subject', '?')}")
+        self.note(f"events a run-failed alert is for (produce-video runs Failed or Crashed): {self.failure_events()}")
+
+    def failure_events(self) -> int | str:
+        """`prefect.flow-run.Failed` and `.Crashed` events of the videos' runs, as Prefect's server holds them."""
+        import httpx
+
+        names = ["prefect.flow-run.Failed", "prefect.flow-run.Crashed"]
+        body = {"limit": 50, "filter": {"event": {"name": names}, "occurred": {"since": self.since.isoformat()}}}
+        try:
+            answer = httpx.post(f"{os.environ['PREFECT_API_URL']}/events/filter", json=body, timeout=30)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            return f"(could not be read: {exc})"
+        return sum(1 for event in answer.json().get("events", [])
+                   if any(r.get("prefect.resource.role") == "flow" and r.get("prefect.resource.name") == "produce-video"
+                          for r in event.get("related", [])))
+
+    def describe(self, runs: dict[str, list[Any]]) -> None:
+        """Each video: its card, its runs and the states each went through."""
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            for page, title in self.pages.items():
+                card = self.board.cards.get(page)
+                error = f" (error: {card.error[:300]})" if card and card.error else ""
+                lines = [f"{title}: card {card.status if card else '?'}{error}; {len(runs[page])} run(s)"]
+                for run in runs[page]:
+                    states = sorted(client.read_flow_run_states(run.id), key=lambda s: s.timestamp)
+                    path = " > ".join(s.name for s in states)
+                    last = f" ({run.state.message[:200]})" if run.state and run.state.message else ""
+                    lines.append(f"    {run.name}: {path}; run_count {run.run_count}{last}")
+                if page in self.unrecovered:
+                    lines.append(f"    not recovered: {self.unrecovered[page]}")
+                self.note("\n".join(lines))
+        polls = [run for run in read_runs("poll-notion", self.since) if run.state_name != "Scheduled"]  # not yet due
+        by_state = Counter(run.state_name for run in polls)
+        ended = [run.end_time for run in polls if run.state_name == "Completed" and run.end_time]
+        self.note(f"poll-notion runs: {dict(by_state)}; last completed "
+                  f"{(datetime.now(timezone.utc) - max(ended)).total_seconds():.0f} s ago" if ended else
+                  f"poll-notion runs: {dict(by_state)}; none completed")
+
+    def paid_twice(self) -> tuple[int, int]:
+        """(assets the stand-ins were paid for more than once, assets the workspaces' audit trails
+        record more than once). A paid request answered 2xx is for the asset its request names (the
+        prompt, the start frame, the voice and text, the video's title); a sound effect, thumbnail or
+        captions track names none, and counts against the narrations or uploads it follows."""
+        paid: dict[str, Counter[str]] = defaultdict(Counter)
+        for r in self.standins.requests:
+            if r.paid and r.status < 400 and not (r.service == "youtube-upload" and r.method != "POST"):
+                paid[r.service][asset_named(r)] += 1
+        again = {service: sum(n - 1 for n in assets.values()) for service, assets in paid.items() if service not in FOLLOWS}
+        for service, leader in FOLLOWS.items():
+            again[service] = max(0, sum(paid[service].values()) - len(paid[leader]))
+        audit = 0
+        for trail in self.bench.paths.workspaces.glob("*/*/calls.jsonl"):
+            calls = Counter(json.loads(line)["key"] for line in trail.read_text().splitlines() if line.strip())
+            audit += sum(n - 1 for n in calls.values())
+        made_again = {service: n for service, n in sorted(again.items()) if n}
+        self.note(f"paid requests answered by the stand-ins: {dict(sorted((s, sum(a.values())) for s, a in paid.items()))}"
+                  + (f"; paid again for an asset already paid for: {made_again}" if made_again else "; none for an asset twice"))
+        return sum(again.values()), audit
+
+
+# --- the faults -------------------------------------------------------------------------------------
+
+
+def kill9(chaos: Chaos) -> None:
+    chaos.wait_stage()
+    worker = chaos.bench.worker
+    chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {chaos.statuses()}")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(30)
+    chaos.bench.worker = None
+    chaos.start_worker()
+    chaos.lifted("a new vidgen serve is ready")
+
+
+def sigterm(chaos: Chaos) -> None:
+    import psutil
+
+    chaos.wait_stage()
+    worker = chaos.bench.worker
+    chaos.note(f"SIGTERM to vidgen serve (pid {worker.pid}) with {chaos.statuses()}")
+    sent = time.monotonic()
+    os.kill(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(60)
+        chaos.note(f"vidgen serve exited with code {worker.returncode} {time.monotonic() - sent:.1f} s after SIGTERM")
+    except subprocess.TimeoutExpired:
+        chaos.note("vidgen serve had not exited 60 s after SIGTERM: killed")
+    chaos.bench.worker = None
+
+    def left() -> list[str]:
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+            try:
+                if proc.pid != worker.pid and os.getpgid(proc.pid) == worker.pid and proc.info["status"] != "zombie":
+                    found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:100]}")
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return found
+
+    if not chaos.wait(lambda: not left(), "its process group to empty", timeout_s=10):
+        chaos.note(f"left running in its process group 10 s after it exited (killed now): {left()}")
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    chaos.start_worker()
+    chaos.lifted("a new vidgen serve is ready")
+
+
+def prefect_restart(chaos: Chaos) -> None:
+    from vidgen import stack
+
+    chaos.wait_stage()
+    paths = chaos.bench.paths
+    pidfile = stack.pidfiles(paths)["prefect-server"]
+    port = int(os.environ["VIDGEN_PREFECT_PORT"])
+    for n in (1, 2):
+        if n == 2:
+            time.sleep(chaos.args.prefect_gap_s)
+        chaos.note(f"Prefect's server stopped ({n} of 2) for {chaos.args.prefect_down_s:.0f} s with {chaos.statuses()}")
+        stack.stop_process(int(pidfile.read_text()))
+        time.sleep(chaos.args.prefect_down_s)
+        server = stack.start_prefect_server(paths.home / "prefect", port, stack.prefect_database_url(paths), ui=False,
+                                            timeout_s=chaos.bench.deadline.left())
+        pidfile.write_text(str(server.process.pid))
+        chaos.lifted(f"Prefect's server answers again ({n} of 2)")
+
+
+def notion_down(chaos: Chaos) -> None:
+    from vidgen import stack
+
+    chaos.wait_stage()
+    paths = chaos.bench.paths
+    port = urlparse(chaos.bench.notion_url).port
+    chaos.note(f"local Notion server stopped for {chaos.args.outage_s:.0f} s with {chaos.statuses()}")
+    chaos.board.paused.set()
+    stack.stop_process(int(stack.pidfiles(paths)["notion-server"].read_text()))
+    time.sleep(chaos.args.outage_s)
+    stack.ensure_local_notion(paths, port=port)
+    chaos.board.paused.clear()
+    chaos.lifted("the local Notion server answers again, same port and store")
+
+
+def requeue_busy(chaos: Chaos) -> None:
+    """Every card to Queued by hand (a person dragging it; no transition rules), while its run is busy."""
+    from notion_client import Client
+
+    chaos.wait_stage()
+    client = Client(auth=LOCAL_NOTION_TOKEN, base_url=chaos.bench.notion_url, log_level=logging.ERROR)  # 429s: it retries
+    chaos.note(f"every card set to Queued by hand with {chaos.statuses()}")
+    for page in chaos.pages:
+        client.pages.update(page, properties={"Status": {"select": {"name": S.QUEUED.value}}})
+    chaos.lifted("the cards are Queued")
+    fresh = chaos.lifted_at + 2 * chaos.board.every_s  # a board read started after the re-queue has ended
+    chaos.wait(lambda: time.time() > fresh and all(chaos.board.status(p) != S.QUEUED for p in chaos.pages),
+               "every card to leave Queued", timeout_s=120)
+    for page, title in chaos.pages.items():
+        card = chaos.board.cards[page]
+        back = f"{title}: card back at {card.status} {time.time() - chaos.lifted_at:.0f} s after the re-queue"
+        if card.status == S.QUEUED:
+            chaos.unrecovered[page] = "the card stayed Queued"
+        elif step(card.status) < PIPELINE.index(S(chaos.args.stage)):
+            chaos.unrecovered[page] = f"the card went back to {card.status}, before the run's status"
+        chaos.note(back + (f", saying {card.error[:120]!r}" if card.error else ", with no note"))
+
+
+def arm_provider_faults(chaos: Chaos) -> None:
+    faults: list[tuple[int, float | None]] = [(429, chaos.args.retry_after), (503, None), (503, None), (503, None)]
+    chaos.standins.state.kling_create_faults = faults
+    chaos.say(f"Kling's createTask answers each clip {', '.join(str(s) for s, _ in faults)} before it takes it "
+              f"(Retry-After {chaos.args.retry_after:g} s on the 429)")
+
+
+def provider_429(chaos: Chaos) -> None:
+    faults = len(chaos.standins.state.kling_create_faults)
+    clips = chaos.args.videos * chaos.args.scenes
+    taken = lambda: sum(1 for n in chaos.standins.state.create_attempts.values() if n > faults)  # noqa: E731
+    if not chaos.wait(lambda: taken() >= clips, f"Kling to take all {clips} clips after its refusals"):
+        return
+    by_frame: dict[str, list[Any]] = defaultdict(list)
+    for request in chaos.standins.seen("kling-create"):
+        by_frame[request.json["input"]["image_url"]].append(request)
+    firsts = []
+    for frame, requests in by_frame.items():
+        requests.sort(key=lambda r: r.at)
+        answers = " ".join(str(r.status) for r in requests)
+        gaps = " ".join(f"{b.at - a.at:.0f}" for a, b in zip(requests, requests[1:]))
+        chaos.note(f"{frame.rsplit('/', 1)[-1]}: createTask answered {answers}; seconds between tries: {gaps}")
+        firsts.append(next(r.at for r in requests if r.status < 400))
+    chaos.lifted_at = max(firsts)
+    chaos.say("fault lifted: Kling has taken every clip")
+
+
+FAULTS: dict[str, Callable[[Chaos], None]] = {
+    "kill9": kill9, "sigterm": sigterm, "prefect-restart": prefect_restart, "notion-down": notion_down,
+    "requeue-busy": requeue_busy, "provider-429": provider_429,
+}
+BEFORE_QUEUE: dict[str, Callable[[Chaos], None]] = {"provider-429": arm_provider_faults}
+
+
+def teardown(bench: Bench) -> None:
+    """`bench_webhooks.shutdown` without cancelling the runs first: the whole stack is thrown away, and
+    the poll's schedule alone leaves about a hundred Scheduled runs, cancelled one request each."""
+    if bench.prefect_up:
+        from prefect._internal.concurrency.services import _QueueServiceBase
+
+        _QueueServiceBase.drain_all(timeout=10, at_exit=False)  # before its server goes away
+        bench.prefect_up = False
+    shutdown(bench)
+
+
+def setup_alerts(url: str) -> None:
+    """`vidgen setup --alerts-url URL`, as a user runs it: blocks, limits, automations, the alerts' webhook."""
+    from vidgen.stack import BIN
+
+    done = subprocess.run([str(BIN / "vidgen"), "setup", "--alerts-url", url], capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ))
+    if done.returncode != 0:
+        raise RuntimeError(f"vidgen setup failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
+
+
+def run_fault(name: str, args: argparse.Namespace) -> Outcome:
+    """One fault on a fresh stack; every process started for it is stopped before it returns."""
+    load = os.getloadavg()
+    outcome = Outcome(name, args.videos)
+    with tempfile.TemporaryDirectory(prefix=f"vidgen-chaos-{name}-", ignore_cleanup_errors=True) as tmp:
+        root = Path(tmp)
+        channel_ids = chaos_channels(root / "channels", args.videos, args.scenes)
+        paths = Paths(home=root / "home", channels=root / "channels", workspaces=root / "workspaces")
+        bench = Bench(paths=paths, deadline=Deadline(args.timeout), keep_logs=args.logs / name if args.logs else None)
+        bench.say(f"[{name}] load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.videos} videos, "
+                  f"{args.scenes} scene(s), Kling holds each clip {args.clip_hold_s:g} s")
+        standins = StandinServer(root / "standins").start()
+        standins.state.kling_generating_s = args.clip_hold_s
+        alerts = AlertReceiver()
+        alerts.server.start()
+        chaos: Chaos | None = None
+        try:
+            os.environ.update(provider_env(standins, root / "youtube-tokens", channel_ids))
+            os.environ.pop("GOOGLE_API_KEY", None)
+            os.environ["VIDGEN_RETRY_DELAYS"] = args.retry_delays
+            start_stack(bench, sqlite=args.sqlite)
+            setup_alerts(alerts.url)
+            chaos = Chaos(name, args, bench, standins, alerts, channel_ids)
+            chaos.start_worker()
+            if name in BEFORE_QUEUE:
+                BEFORE_QUEUE[name](chaos)
+            chaos.queue()
+        except Exception as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            print(f"[{name}] the stack could not start: {outcome.error}", file=sys.stderr)
+            chaos = None
+        try:
+            if chaos is not None:
+                outcome = chaos.outcome
+                try:
+                    FAULTS[name](chaos)
+                    chaos.wait_finished()
+                except Exception as exc:  # the fault's own machinery failed: still measure what happened
+                    chaos.note(f"the fault's run broke off: {type(exc).__name__}: {exc}")
+                chaos.measure()
+        except Exception as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            print(f"[{name}] could not measure: {outcome.error}", file=sys.stderr)
+        finally:
+            if chaos is not None and chaos.board is not None:
+                chaos.board.stop()
+            teardown(bench)
+            standins.stop()
+            alerts.server.stop()
+    return outcome
+
+
+# --- the suite ------------------------------------------------------------------------------------
+
+
+def child(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))  # a killed child still stops what it started
+    os.chdir(REPO)  # the worker serves the flows from here
+    outcome = run_fault(args.run_fault, args)
+    args.result.write_text(json.dumps(asdict(outcome)))
+    return 0
+
+
+def suite(args: argparse.Namespace) -> int:
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown or not faults:
+        print(f"unknown fault(s) {unknown}; choose from {', '.join(FAULT_NAMES)}", file=sys.stderr)
+        return 2
+    load = os.getloadavg()
+    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)", flush=True)
+    outcomes: list[Outcome] = []
+    interrupted = False
+    child_proc: subprocess.Popen | None = None
+
+    def forward(signum: int, _frame: Any) -> None:
+        if child_proc is not None and child_proc.poll() is None:
+            child_proc.send_signal(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, forward)
+    with tempfile.TemporaryDirectory(prefix="vidgen-chaos-results-") as results:
+        for name in faults:
+            result = Path(results) / f"{name}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--run-fault", name, "--result", str(result)]
+            child_proc = subprocess.Popen(cmd)
+            try:
+                child_proc.wait(timeout=args.timeout + 600)
+            except subprocess.TimeoutExpired:
+                child_proc.terminate()
+            except KeyboardInterrupt:
+                interrupted = True
+            try:  # a child told to stop (Ctrl+C reaches it too) cleans up before it exits
+                child_proc.wait(timeout=180)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                child_proc.kill()
+            if result.is_file():
+                outcomes.append(Outcome(**json.loads(result.read_text())))
+            else:
+                outcomes.append(Outcome(name, args.videos, error="interrupted" if interrupted else
+                                        f"its run exited with {child_proc.returncode} and no result"))
+            if interrupted:
+                break
+    print(f"\nchaos: {args.videos} videos at once per fault, {args.scenes} scene(s) each; load average at the start "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+    print_table(outcomes)
+    if interrupted or any(o.error for o in outcomes):
+        return 2
+    return 0 if all(o.ok() for o in outcomes) else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faults", default=",".join(FAULT_NAMES), help="comma-separated, from: " + ", ".join(FAULT_NAMES))
+    parser.add_argument("--videos", type=int, default=3, help="videos made at once, per fault")
+    parser.add_argument("--scenes", type=int, default=1, help="scenes per video")
+    parser.add_argument("--stage", default=S.VIDEOS_GENERATING.value, help="the card status the fault waits for")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per fault, its stack's start included")
+    parser.add_argument("--outage-s", type=float, default=120, help="notion-down: seconds the Notion server is down")
+    parser.add_argument("--prefect-down-s", type=float, default=20, help="prefect-restart: seconds down, each time")
+    parser.add_argument("--prefect-gap-s", type=float, default=15, help="prefect-restart: seconds between the restarts")
+    parser.add_argument("--retry-after", type=float, default=120, help="provider-429: the 429's Retry-After (s)")
+    parser.add_argument("--retry-delays", default="5,5,5,5", help="VIDGEN_RETRY_DELAYS of the workers (s, comma-separated)")
+    parser.add_argument("--clip-hold-s", type=float, default=30, help="seconds Kling keeps each clip generating")
+    parser.add_argument("--poll-interval", type=int, default=5, help="the worker's Notion poll interval (s)")
+    parser.add_argument("--alerts-grace-s", type=float, default=10, help="seconds alerts may still arrive after the videos")
+    parser.add_argument("--sqlite", action="store_true", help="Prefect on SQLite (VIDGEN_PREFECT_DATABASE=sqlite)")
+    parser.add_argument("--logs", type=Path, help="copy each fault's worker and server logs to DIR/<fault>")
+    parser.add_argument("--run-fault", choices=FAULT_NAMES, help=argparse.SUPPRESS)  # the child's one fault
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)  # where the child writes its Outcome
+    args = parser.parse_args()
+    return child(args) if args.run_fault else suite(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
