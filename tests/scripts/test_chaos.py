@@ -1,6 +1,7 @@
 """Smoke test for scripts/chaos.py: its cheapest fault (a busy card put back to Queued by hand), one
 video of one scene, on the embedded default. The row must say the video finished, with no second
-run and nothing paid twice, and nothing the suite started may still be running."""
+run and nothing paid twice, and nothing the suite started may still be running. The time budget
+includes the stack's start, which took 72 s on a machine just booted (cold file cache)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ SCRIPT = REPO / "scripts" / "chaos.py"
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(330)
 def test_a_busy_card_requeued_gets_no_second_run_and_its_video_finishes() -> None:
     result = subprocess.run(
         [
             sys.executable, str(SCRIPT), "--faults", "requeue-busy", "--videos", "1", "--scenes", "1",
-            "--poll-interval", "2", "--alerts-grace-s", "2", "--timeout", "150",
+            "--poll-interval", "2", "--alerts-grace-s", "2", "--clip-hold-s", "15", "--timeout", "260",
         ],
-        cwd=REPO, capture_output=True, text=True, timeout=190,
+        cwd=REPO, capture_output=True, text=True, timeout=320,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
