@@ -14,11 +14,15 @@ Each message names the video, the channel, the step, the reason, and links to th
 Zombie runs (a worker killed mid-video leaves its run Running for good) are marked Crashed by the
 automation Prefect documents for self-hosted servers
 (https://docs.prefect.io/v3/advanced/detect-zombie-flows): after each `prefect.flow-run.heartbeat`
-of a `produce-video` run, expect another heartbeat or a terminal state within `ZOMBIE_AFTER_S`;
+of a run of one of our served flows (`ZOMBIE_FLOWS`), expect another heartbeat or a terminal state within `ZOMBIE_AFTER_S`;
 Suspended and Paused runs are in the expected set, since a run waiting at a gate sends no heartbeats
 (its process may be gone by design). Runs send heartbeats only with
 `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` set (>= 30 s; `HEARTBEAT_FREQUENCY_S` here), which the worker
-process (`vidgen serve`) must export.
+process (`vidgen serve`) must export. Poll and handle-page runs are watched too: a killed poll run
+left Running holds the poll deployment's one slot, and every poll due meanwhile is dropped
+(CANCEL_NEW) until the slot's lease runs out (scripts/chaos.py kill9: no poll for minutes after the
+worker came back); marked Crashed, it gives the slot back at once (Prefect releases a deployment's
+slot when a run leaves Running).
 
 A crashed `produce-video` run (zombie-marked, or its process died) is restarted as the same run:
 `crash_restart_automation` moves it from Crashed to Scheduled (AwaitingRetry), a worker serving the
@@ -57,7 +61,9 @@ COST_ALERT_FRACTION = 0.8
 HEARTBEAT_FREQUENCY_S = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY for `vidgen serve`; Prefect's minimum
 ZOMBIE_AFTER_S = 3 * HEARTBEAT_FREQUENCY_S  # three missed heartbeats, as Prefect's guide sets it
 
-ZOMBIE_AUTOMATION = "vidgen: crash zombie produce-video runs"
+ZOMBIE_FLOWS = (FLOW_NAME, "poll-notion", "handle-page")  # the flows `vidgen serve` runs (prefect.yaml)
+ZOMBIE_AUTOMATION = "vidgen: crash zombie runs"
+RETIRED_AUTOMATIONS = ("vidgen: crash zombie produce-video runs",)  # earlier names, removed by setup
 CRASH_RESTART_AUTOMATION = "vidgen: restart crashed produce-video runs"
 RESTARTED_MESSAGE = "Restarted after a crash by the vidgen automation; finished steps are served from their results"
 RUN_FAILED_AUTOMATION = "vidgen: alert when a produce-video run fails or crashes"
@@ -71,6 +77,7 @@ WAITING_EVENTS = {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"}
 LEFT_GATE_EVENTS = {f"prefect.flow-run.{state}" for state in ("Resuming", "Pending", "Running")} | TERMINAL_EVENTS
 
 _VIDEO_RUN = ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAME})
+_SERVED_RUN = ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": list(ZOMBIE_FLOWS)})
 _FLOW_RUNS = ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"})
 _NOTION_PAGE = "https://www.notion.so/{{ flow_run.parameters.page_id | replace('-', '') }}"
 
@@ -193,15 +200,17 @@ def emit_cost_threshold(
 
 # --- the automations --------------------------------------------------------------------------
 def zombie_automation(after_s: float = ZOMBIE_AFTER_S) -> AutomationCore:
-    """Prefect's documented zombie detector, limited to produce-video runs, gates excluded."""
+    """Prefect's documented zombie detector, limited to the flows we serve, gates excluded. Only
+    produce-video runs are restarted after (`crash_restart_automation`): a poll or a page's handling
+    is simply done again by the next one."""
     return AutomationCore(
         name=ZOMBIE_AUTOMATION,
-        description="Marks a produce-video run Crashed when its heartbeats stop (its worker died).",
+        description="Marks a produce-video, poll-notion or handle-page run Crashed when its heartbeats stop (its worker died).",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
             expect={"prefect.flow-run.heartbeat"} | TERMINAL_EVENTS | WAITING_EVENTS,
             match=_FLOW_RUNS,
-            match_related=_VIDEO_RUN,
+            match_related=_SERVED_RUN,
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
@@ -391,6 +400,10 @@ def register_automations(alerts_url: str | None = None) -> list[str]:
     else:
         done.append(f"alerts: not configured (export {ALERTS_URL_ENV} or pass --alerts-url, and run setup again)")
     with get_client(sync_client=True) as client:
+        for name in RETIRED_AUTOMATIONS:
+            for retired in client.read_automations_by_name(name):
+                client.delete_automation(retired.id)
+                done.append(f"automation {name!r}: removed (renamed)")
         for automation in wanted:
             done.append(f"automation {automation.name!r}: {upsert_automation(client, automation)}")
     return done

@@ -27,7 +27,7 @@ import blocks.automations as automations
 BLOCK = UUID("00000000-0000-0000-0000-0000000000a1")
 
 
-def test_zombie_detection_is_prefects_documented_trigger_for_video_runs_only():
+def test_zombie_detection_is_prefects_documented_trigger_for_the_served_flows():
     zombie = automations.zombie_automation()
     trigger = zombie.trigger
     assert trigger.after == {"prefect.flow-run.heartbeat"}
@@ -37,7 +37,10 @@ def test_zombie_detection_is_prefects_documented_trigger_for_video_runs_only():
     assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= trigger.expect
     assert trigger.posture == Posture.Proactive and trigger.for_each == {"prefect.resource.id"}
     assert trigger.within == timedelta(seconds=3 * automations.HEARTBEAT_FREQUENCY_S)
-    assert trigger.match_related.model_dump() == {"prefect.resource.role": "flow", "prefect.resource.name": "produce-video"}
+    # a killed poll left Running would hold the poll deployment's one slot: watched too
+    assert trigger.match_related.model_dump() == {
+        "prefect.resource.role": "flow", "prefect.resource.name": ["produce-video", "poll-notion", "handle-page"],
+    }
     (action,) = zombie.actions
     assert isinstance(action, ChangeFlowRunState) and action.state == StateType.CRASHED
 
@@ -74,6 +77,27 @@ def test_setup_registers_the_crash_restart_even_without_alerts(monkeypatch):
     done = automations.register_automations()
     assert f"automation {automations.CRASH_RESTART_AUTOMATION!r}: created" in done
     assert automations.register_automations().count(f"automation {automations.CRASH_RESTART_AUTOMATION!r}: unchanged") == 1
+    assert {a.name for a in api.stored.values()} == {automations.ZOMBIE_AUTOMATION, automations.CRASH_RESTART_AUTOMATION}
+
+
+def test_setup_removes_the_zombie_detector_under_its_earlier_name(monkeypatch):
+    api = FakeAutomationsApi()
+    (old_name,) = automations.RETIRED_AUTOMATIONS
+    api.create_automation(automations.zombie_automation().model_copy(update={"name": old_name}))
+    monkeypatch.delenv(automations.ALERTS_URL_ENV, raising=False)
+    monkeypatch.setattr(automations, "_saved_alerts_block", lambda url: None)
+
+    class Client:
+        def __enter__(self):
+            return api
+
+        def __exit__(self, *exc):
+            return None
+
+    import prefect.client.orchestration
+
+    monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda sync_client: Client())
+    assert f"automation {old_name!r}: removed (renamed)" in automations.register_automations()
     assert {a.name for a in api.stored.values()} == {automations.ZOMBIE_AUTOMATION, automations.CRASH_RESTART_AUTOMATION}
 
 
