@@ -14,14 +14,24 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
 * kill9: `kill -9` of the worker's process group (the server, the runs' processes), and a new
   `vidgen serve` at once. Expected: zombie automation (no heartbeat for 90 s) -> Crashed ->
   crash-restart automation -> AwaitingRetry -> the new worker runs the same run again.
+  With `--kill-stages "Assets Generating,Audio Generating,..."`, kill9 runs once per stage listed
+  (the kill comes once every card is at that status or past it; the cards' statuses are printed).
 * sigterm: SIGTERM to `vidgen serve` (what `docker stop` or systemd send); once it has exited, a new
   worker. It reschedules its in-flight runs itself.
+* worker-down: the same SIGTERM, then the worker stays down `--worker-down-s` s (10 minutes) before a
+  new one starts. Expected: one poll, not every poll missed meanwhile (counted over the first minute).
 * prefect-restart: Prefect's server stopped for `--prefect-down-s` s and started again (same port,
   same database), twice: at the stage, and `--prefect-gap-s` s after it answers again.
 * notion-down: the local Notion server stopped for `--outage-s` s, then started again on the same
   port and store. Card writes wait in the outbox meanwhile; the poll delivers them.
+* notion-429: for `--throttle-s` s (2 minutes) every Notion request is answered 429 `rate_limited`
+  with Retry-After `--throttle-retry-after-s` s, then the Notion server answers again. Card writes
+  wait in the outbox as for an outage.
 * requeue-busy: every card set back to Queued by hand while its run is busy. The poll must start no
   second run and put the card back at the run's status ("already in production").
+* bad-script: Gemini's first script for each video is spoiled, in turn numbered from 1, with no scenes
+  and with 100 scenes (then it answers well). Expected: renumbered, or asked for once more; the
+  video goes on.
 * provider-429: Kling's createTask answers each clip 429 with Retry-After `--retry-after` s, then 503
   three times, then takes it (no stage wait: armed before the entries are queued).
 
@@ -50,8 +60,8 @@ Prints the load average at the start. Every process it started is stopped, also 
 failure. Exit status 0: no video lost, nothing paid twice, every video recovered without a person;
 1: not so; 2: the suite could not run (a stack did not start, Ctrl+C).
 
-    uv run python scripts/chaos.py [--faults kill9,sigterm,prefect-restart,notion-down,requeue-busy,provider-429]
-        [--videos 3] [--scenes 1] [--stage "Videos Generating"] [--outage-s 120] [--retry-after 120]
+    uv run python scripts/chaos.py [--faults kill9,sigterm,worker-down,prefect-restart,notion-down,notion-429,requeue-busy,provider-429,bad-script]
+        [--videos 3] [--scenes 1] [--stage "Videos Generating"] [--outage-s 120] [--worker-down-s 600] [--retry-after 120]
         [--timeout 900] [--sqlite] [--logs DIR]
 """
 
@@ -82,7 +92,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(REPO / "tests" / "standins")]
 
 from bench_webhooks import Bench, Deadline, read_runs, serve_worker, shutdown, start_stack  # noqa: E402
-from standin_servers import StandinServer  # noqa: E402
+from standin_servers import BAD_SCRIPTS, StandinServer  # noqa: E402
 from vidgen.config import LOCAL_NOTION_TOKEN, Paths  # noqa: E402
 from vidgen.loopback import LoopbackServer  # noqa: E402
 from vidgen.models import VideoEntry  # noqa: E402
@@ -90,7 +100,8 @@ from vidgen.notion.gateway import NotionGateway  # noqa: E402
 from vidgen.notion.ratelimit import RetryPolicy  # noqa: E402
 from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
 
-FAULT_NAMES = ("kill9", "sigterm", "prefect-restart", "notion-down", "requeue-busy", "provider-429")
+FAULT_NAMES = ("kill9", "sigterm", "worker-down", "prefect-restart", "notion-down", "notion-429", "requeue-busy",
+               "provider-429", "bad-script")
 REAL_PROVIDERS = dict(script="gemini", images="gemini", clips="kling", narration="elevenlabs", sound="elevenlabs",
                       publisher="youtube")
 # Paid stand-in services whose requests do not say which video they are for, and the service whose
@@ -496,10 +507,10 @@ def kill9(chaos: Chaos) -> None:
     chaos.lifted("a new vidgen serve is ready")
 
 
-def sigterm(chaos: Chaos) -> None:
+def stop_worker(chaos: Chaos) -> None:
+    """SIGTERM to `vidgen serve` (what `docker stop` or systemd send), until its process group is empty."""
     import psutil
 
-    chaos.wait_stage()
     worker = chaos.bench.worker
     chaos.note(f"SIGTERM to vidgen serve (pid {worker.pid}) with {chaos.statuses()}")
     sent = time.monotonic()
@@ -527,8 +538,40 @@ def sigterm(chaos: Chaos) -> None:
         os.killpg(worker.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def sigterm(chaos: Chaos) -> None:
+    chaos.wait_stage()
+    stop_worker(chaos)
     chaos.start_worker()
     chaos.lifted("a new vidgen serve is ready")
+
+
+POLL_FLOOD_WINDOW_S = 60.0
+
+
+def worker_down(chaos: Chaos) -> None:
+    """`vidgen serve` stopped for `--worker-down-s` s mid-video, then back: the polls that fell due
+    meanwhile must not all run (the poll deployment runs one at a time and drops a poll due while
+    another runs). Counted: poll runs that started in the first minute after the new worker was ready,
+    against the minute's polls (60 / interval, and one for the first); more is a flood."""
+    chaos.wait_stage()
+    stop_worker(chaos)
+    chaos.note(f"vidgen serve down for {chaos.args.worker_down_s:g} s")
+    time.sleep(chaos.args.worker_down_s)
+    chaos.start_worker()
+    back = datetime.now(timezone.utc)
+    chaos.lifted("a new vidgen serve is ready")
+    time.sleep(POLL_FLOOD_WINDOW_S)
+    started = [run for run in read_runs("poll-notion", chaos.since)
+               if run.start_time and 0 <= (run.start_time - back).total_seconds() <= POLL_FLOOD_WINDOW_S]
+    due = int(POLL_FLOOD_WINDOW_S // chaos.args.poll_interval) + 1
+    missed = int(chaos.args.worker_down_s // chaos.args.poll_interval)
+    chaos.note(f"poll runs started in the first {POLL_FLOOD_WINDOW_S:.0f} s back: {len(started)} "
+               f"(polls due in that minute: {due}; missed while down: {missed})")
+    if len(started) > due:
+        for page in chaos.pages:
+            chaos.unrecovered[page] = f"missed polls replayed: {len(started)} polls in {POLL_FLOOD_WINDOW_S:.0f} s"
 
 
 def prefect_restart(chaos: Chaos) -> None:
@@ -560,6 +603,52 @@ def notion_down(chaos: Chaos) -> None:
     chaos.board.paused.set()
     stack.stop_process(int(stack.pidfiles(paths)["notion-server"].read_text()))
     time.sleep(chaos.args.outage_s)
+    stack.ensure_local_notion(paths, port=port)
+    chaos.board.paused.clear()
+    chaos.lifted("the local Notion server answers again, same port and store")
+
+
+class NotionThrottled:
+    """Notion in a rate-limit storm: every request answered 429 `rate_limited` with Retry-After, as
+    https://developers.notion.com/reference/request-limits documents, on the Notion server's port."""
+
+    def __init__(self, port: int, retry_after_s: float) -> None:
+        self.answered = 0
+        self.retry_after_s = retry_after_s
+        self.server = LoopbackServer(self, port=port, name="chaos-notion-429", lifespan="off")
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        self.answered += 1
+        body = json.dumps({"object": "error", "status": 429, "code": "rate_limited",
+                           "message": "You have been rate limited. Please try again in a few minutes."}).encode()
+        headers = [(b"content-type", b"application/json"), (b"retry-after", f"{self.retry_after_s:g}".encode())]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def notion_429(chaos: Chaos) -> None:
+    """Notion answers every request 429 with Retry-After for `--throttle-s` s, then the same server
+    and store answer again."""
+    from vidgen import stack
+
+    chaos.wait_stage()
+    paths = chaos.bench.paths
+    port = urlparse(chaos.bench.notion_url).port
+    chaos.note(f"local Notion server answers 429 (Retry-After {chaos.args.throttle_retry_after_s:g} s) "
+               f"for {chaos.args.throttle_s:.0f} s with {chaos.statuses()}")
+    chaos.board.paused.set()
+    stack.stop_process(int(stack.pidfiles(paths)["notion-server"].read_text()))
+    throttled = NotionThrottled(port, chaos.args.throttle_retry_after_s).server.start()
+    try:
+        time.sleep(chaos.args.throttle_s)
+    finally:
+        throttled.stop()
+    chaos.note(f"requests answered 429 meanwhile: {throttled.app.answered}")
     stack.ensure_local_notion(paths, port=port)
     chaos.board.paused.clear()
     chaos.lifted("the local Notion server answers again, same port and store")
@@ -615,11 +704,31 @@ def provider_429(chaos: Chaos) -> None:
     chaos.say("fault lifted: Kling has taken every clip")
 
 
+def arm_bad_scripts(chaos: Chaos) -> None:
+    spoiled = {f"Chaos {chaos.name} {i}": BAD_SCRIPTS[(i - 1) % len(BAD_SCRIPTS)] for i in range(1, chaos.args.videos + 1)}
+    chaos.standins.state.script_faults.update(spoiled)
+    chaos.say("Gemini's first script for each video is spoiled: " + ", ".join(f"{t}: {k}" for t, k in spoiled.items()))
+
+
+def bad_script(chaos: Chaos) -> None:
+    """The fault is there from the start; it is over once every video has a script (its card past
+    Assets Generating). Printed: the script requests Gemini answered for each video."""
+    chaos.lifted("the entries are queued (the models' first answers are spoiled)")
+    chaos.wait(lambda: all(step(chaos.board.status(p)) > PIPELINE.index(S.ASSETS_GENERATING) for p in chaos.pages),
+               "every card past Assets Generating")
+    scripts = [r for r in chaos.standins.seen("gemini")
+               if ((r.json or {}).get("generationConfig") or {}).get("responseMimeType") == "application/json"]
+    for title in chaos.pages.values():
+        asked = [r for r in scripts if title in json.dumps(r.json)]
+        chaos.note(f"{title}: {len(asked)} script request(s), answered {' '.join(str(r.status) for r in asked)}")
+
+
 FAULTS: dict[str, Callable[[Chaos], None]] = {
-    "kill9": kill9, "sigterm": sigterm, "prefect-restart": prefect_restart, "notion-down": notion_down,
-    "requeue-busy": requeue_busy, "provider-429": provider_429,
+    "kill9": kill9, "sigterm": sigterm, "worker-down": worker_down, "prefect-restart": prefect_restart,
+    "notion-down": notion_down, "notion-429": notion_429, "requeue-busy": requeue_busy,
+    "provider-429": provider_429, "bad-script": bad_script,
 }
-BEFORE_QUEUE: dict[str, Callable[[Chaos], None]] = {"provider-429": arm_provider_faults}
+BEFORE_QUEUE: dict[str, Callable[[Chaos], None]] = {"provider-429": arm_provider_faults, "bad-script": arm_bad_scripts}
 
 
 def teardown(bench: Bench) -> None:
@@ -643,15 +752,26 @@ def setup_alerts(url: str) -> None:
         raise RuntimeError(f"vidgen setup failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
 
 
+def planned_downtime(name: str, args: argparse.Namespace) -> float:
+    """Seconds the fault keeps a part down on purpose; `--timeout` is for everything else."""
+    return {"notion-down": args.outage_s, "worker-down": args.worker_down_s, "notion-429": args.throttle_s,
+            "prefect-restart": 2 * args.prefect_down_s + args.prefect_gap_s}.get(name, 0.0)
+
+
+def fault_label(name: str, stage: str) -> str:
+    """The table's name for a fault: with the stage when it is not the default one."""
+    return name if stage == S.VIDEOS_GENERATING.value else f"{name} at {stage}"
+
+
 def run_fault(name: str, args: argparse.Namespace) -> Outcome:
     """One fault on a fresh stack; every process started for it is stopped before it returns."""
     load = os.getloadavg()
-    outcome = Outcome(name, args.videos)
+    outcome = Outcome(fault_label(name, args.stage), args.videos)
     with tempfile.TemporaryDirectory(prefix=f"vidgen-chaos-{name}-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         channel_ids = chaos_channels(root / "channels", args.videos, args.scenes)
         paths = Paths(home=root / "home", channels=root / "channels", workspaces=root / "workspaces")
-        bench = Bench(paths=paths, deadline=Deadline(args.timeout), keep_logs=args.logs / name if args.logs else None)
+        bench = Bench(paths=paths, deadline=Deadline(args.timeout + planned_downtime(name, args)), keep_logs=args.logs / name if args.logs else None)
         bench.say(f"[{name}] load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.videos} videos, "
                   f"{args.scenes} scene(s), Kling holds each clip {args.clip_hold_s:g} s")
         standins = StandinServer(root / "standins").start()
@@ -666,6 +786,7 @@ def run_fault(name: str, args: argparse.Namespace) -> Outcome:
             start_stack(bench, sqlite=args.sqlite)
             setup_alerts(alerts.url)
             chaos = Chaos(name, args, bench, standins, alerts, channel_ids)
+            chaos.outcome.fault = outcome.fault
             chaos.start_worker()
             if name in BEFORE_QUEUE:
                 BEFORE_QUEUE[name](chaos)
@@ -712,6 +833,12 @@ def suite(args: argparse.Namespace) -> int:
     if unknown or not faults:
         print(f"unknown fault(s) {unknown}; choose from {', '.join(FAULT_NAMES)}", file=sys.stderr)
         return 2
+    kill_stages = [st.strip() for st in args.kill_stages.split(",") if st.strip()] if args.kill_stages else []
+    bad_stages = [st for st in kill_stages if S.parse(st) not in PIPELINE]
+    if bad_stages:
+        print(f"not pipeline statuses: {bad_stages}; choose from {', '.join(st.value for st in PIPELINE)}", file=sys.stderr)
+        return 2
+    runs = [(name, stage) for name in faults for stage in (kill_stages if name == "kill9" and kill_stages else [args.stage])]
     load = os.getloadavg()
     print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)", flush=True)
     outcomes: list[Outcome] = []
@@ -725,12 +852,13 @@ def suite(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     with tempfile.TemporaryDirectory(prefix="vidgen-chaos-results-") as results:
-        for name in faults:
-            result = Path(results) / f"{name}.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--run-fault", name, "--result", str(result)]
+        for n, (name, stage) in enumerate(runs):
+            result = Path(results) / f"{n}-{name}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--stage", stage,
+                   "--run-fault", name, "--result", str(result)]
             child_proc = subprocess.Popen(cmd)
             try:
-                child_proc.wait(timeout=args.timeout + 600)
+                child_proc.wait(timeout=args.timeout + planned_downtime(name, args) + 600)
             except subprocess.TimeoutExpired:
                 child_proc.terminate()
             except KeyboardInterrupt:
@@ -742,7 +870,7 @@ def suite(args: argparse.Namespace) -> int:
             if result.is_file():
                 outcomes.append(Outcome(**json.loads(result.read_text())))
             else:
-                outcomes.append(Outcome(name, args.videos, error="interrupted" if interrupted else
+                outcomes.append(Outcome(fault_label(name, stage), args.videos, error="interrupted" if interrupted else
                                         f"its run exited with {child_proc.returncode} and no result"))
             if interrupted:
                 break
@@ -760,8 +888,13 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=3, help="videos made at once, per fault")
     parser.add_argument("--scenes", type=int, default=1, help="scenes per video")
     parser.add_argument("--stage", default=S.VIDEOS_GENERATING.value, help="the card status the fault waits for")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per fault, its stack's start included")
+    parser.add_argument("--kill-stages", help="kill9 once per status listed (comma-separated), instead of at --stage")
+    parser.add_argument("--timeout", type=float, default=900,
+                        help="seconds per fault, its stack's start included, beyond the fault's planned downtime")
     parser.add_argument("--outage-s", type=float, default=120, help="notion-down: seconds the Notion server is down")
+    parser.add_argument("--throttle-s", type=float, default=120, help="notion-429: seconds Notion answers 429")
+    parser.add_argument("--throttle-retry-after-s", type=float, default=30, help="notion-429: the 429's Retry-After (s)")
+    parser.add_argument("--worker-down-s", type=float, default=600, help="worker-down: seconds vidgen serve is down")
     parser.add_argument("--prefect-down-s", type=float, default=20, help="prefect-restart: seconds down, each time")
     parser.add_argument("--prefect-gap-s", type=float, default=15, help="prefect-restart: seconds between the restarts")
     parser.add_argument("--retry-after", type=float, default=120, help="provider-429: the 429's Retry-After (s)")

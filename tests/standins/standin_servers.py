@@ -27,9 +27,11 @@ googleapiclient — run end to end when the base URLs point here:
 Each service checks its credential the way the real one does and answers its documented auth
 error otherwise, so a run that reaches the end also proves the right key went to the right host.
 
-Two fault switches on `StandinState` (off by default; scripts/chaos.py turns them on): a Kling task
-stays `generating` for at least `kling_generating_s`, and createTask answers each new start frame
-with `kling_create_faults` (status, Retry-After) before it takes the task.
+Three fault switches on `StandinState` (off by default; scripts/chaos.py turns them on): a Kling task
+stays `generating` for at least `kling_generating_s`; createTask answers each new start frame
+with `kling_create_faults` (status, Retry-After) before it takes the task; and `script_faults`
+(video title -> one of `BAD_SCRIPTS`) spoils the first script Gemini writes for that title, a
+model's mistake the product must repair or ask again for.
 """
 
 from __future__ import annotations
@@ -336,6 +338,7 @@ class StandinState:
         self.kling_generating_s = 0.0
         self.kling_create_faults: list[tuple[int, float | None]] = []
         self.create_attempts: dict[str, int] = {}  # image_url -> createTask requests seen for it
+        self.script_faults: dict[str, str] = {}  # video title -> BAD_SCRIPTS kind of its first script (then off)
 
     def next_id(self) -> int:
         with self.lock:
@@ -349,6 +352,23 @@ class StandinState:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 self.clips[seconds] = media.kling_mp4(out, seconds)
             return self.clips[seconds]
+
+
+BAD_SCRIPTS = ("numbered-from-1", "no-scenes", "too-many-scenes")
+
+
+def spoiled_script(document: dict[str, Any], kind: str) -> dict[str, Any]:
+    """`document` as a model gets it wrong: scenes numbered from 1, no scenes, or 100 scenes."""
+    scenes = document["scenes"]
+    if kind == "numbered-from-1":
+        scenes = [{**scene, "index": scene["index"] + 1} for scene in scenes]
+    elif kind == "no-scenes":
+        scenes = []
+    elif kind == "too-many-scenes":
+        scenes = [{**scenes[i % len(scenes)], "index": i} for i in range(100)]
+    else:
+        raise ValueError(f"unknown bad script {kind!r}; one of {BAD_SCRIPTS}")
+    return {**document, "scenes": scenes}
 
 
 def create_app(state: StandinState) -> FastAPI:
@@ -370,7 +390,12 @@ def create_app(state: StandinState) -> FastAPI:
         if "IMAGE" in (config.get("responseModalities") or []):
             return gemini_image_answer(media.gemini_png(int(config.get("seed") or 0)), tokens)
         if config.get("responseMimeType") == "application/json":
-            return gemini_text_answer(json.dumps(script_document(prompt)), tokens)
+            document = script_document(prompt)
+            with state.lock:
+                spoil = state.script_faults.pop(document["title"], None)
+            if spoil is not None:
+                document = spoiled_script(document, spoil)
+            return gemini_text_answer(json.dumps(document), tokens)
         return google_error(400, "INVALID_ARGUMENT", f"the stand-in answers scripts and images only ({model})")
 
     # --- KIE.ai file upload + Kling --------------------------------------------------------------

@@ -131,3 +131,22 @@ def test_kling_fault_switches_refuse_each_start_frame_in_turn_and_hold_the_task(
     finally:
         state.kling_create_faults, state.kling_generating_s = [], 0.0
         client.close()
+
+
+@pytest.mark.parametrize("kind", ["numbered-from-1", "no-scenes", "too-many-scenes"])
+def test_a_spoiled_first_script_is_repaired_or_asked_for_again_through_the_real_adapter(standins, channel, kind):
+    """What scripts/chaos.py's bad-script fault switches on: the first script Gemini writes for a title
+    is spoiled, the next one is not; the product's repair (`write_checked_script`) gets a usable script
+    over HTTP, renumbering without a second request or asking once more."""
+    from vidgen.script_repair import write_checked_script
+
+    writer = registry.build("script", "gemini", settings_for(standins, standins.keys), channel)
+    title = f"Spoiled {kind}"
+    standins.state.script_faults[title] = kind
+    before = len(standins.seen("gemini"))
+    request = ScriptRequest(title=title, topic="rivers", channel_name="c", style_preamble="s", scenes=3,
+                            words_per_scene=10)
+    result = write_checked_script(writer.write, request, provider="gemini", min_scenes=3, max_scenes=6)
+    assert [scene.index for scene in result.script.scenes] == [0, 1, 2]
+    assert len(standins.seen("gemini")) - before == (1 if kind == "numbered-from-1" else 2)
+    assert title not in standins.state.script_faults
