@@ -59,31 +59,10 @@ def test_a_crashed_video_run_is_scheduled_again_as_the_same_run():
     assert "Restarted after a crash" in action.message
 
 
-def test_setup_registers_the_crash_restart_even_without_alerts(monkeypatch):
+@pytest.fixture
+def server_without_alerts(monkeypatch):
+    """`register_automations` talking to a FakeAutomationsApi, no alerts configured."""
     api = FakeAutomationsApi()
-    monkeypatch.delenv(automations.ALERTS_URL_ENV, raising=False)
-    monkeypatch.setattr(automations, "_saved_alerts_block", lambda url: None)
-
-    class Client(FakeAutomationsApi):
-        def __enter__(self):
-            return api
-
-        def __exit__(self, *exc):
-            return None
-
-    import prefect.client.orchestration
-
-    monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda sync_client: Client())
-    done = automations.register_automations()
-    assert f"automation {automations.CRASH_RESTART_AUTOMATION!r}: created" in done
-    assert automations.register_automations().count(f"automation {automations.CRASH_RESTART_AUTOMATION!r}: unchanged") == 1
-    assert {a.name for a in api.stored.values()} == {automations.ZOMBIE_AUTOMATION, automations.CRASH_RESTART_AUTOMATION}
-
-
-def test_setup_removes_the_zombie_detector_under_its_earlier_name(monkeypatch):
-    api = FakeAutomationsApi()
-    (old_name,) = automations.RETIRED_AUTOMATIONS
-    api.create_automation(automations.zombie_automation().model_copy(update={"name": old_name}))
     monkeypatch.delenv(automations.ALERTS_URL_ENV, raising=False)
     monkeypatch.setattr(automations, "_saved_alerts_block", lambda url: None)
 
@@ -97,6 +76,21 @@ def test_setup_removes_the_zombie_detector_under_its_earlier_name(monkeypatch):
     import prefect.client.orchestration
 
     monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda sync_client: Client())
+    return api
+
+
+def test_setup_registers_the_crash_restart_even_without_alerts(server_without_alerts):
+    api = server_without_alerts
+    done = automations.register_automations()
+    assert f"automation {automations.CRASH_RESTART_AUTOMATION!r}: created" in done
+    assert automations.register_automations().count(f"automation {automations.CRASH_RESTART_AUTOMATION!r}: unchanged") == 1
+    assert {a.name for a in api.stored.values()} == {automations.ZOMBIE_AUTOMATION, automations.CRASH_RESTART_AUTOMATION}
+
+
+def test_setup_removes_the_zombie_detector_under_its_earlier_name(server_without_alerts):
+    api = server_without_alerts
+    (old_name,) = automations.RETIRED_AUTOMATIONS
+    api.create_automation(automations.zombie_automation().model_copy(update={"name": old_name}))
     assert f"automation {old_name!r}: removed (renamed)" in automations.register_automations()
     assert {a.name for a in api.stored.values()} == {automations.ZOMBIE_AUTOMATION, automations.CRASH_RESTART_AUTOMATION}
 
