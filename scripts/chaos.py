@@ -389,7 +389,8 @@ class Chaos:
 
     def wait_finished(self) -> None:
         """Until every card is at Upload Complete, or time runs out, or nothing will move any more: every
-        run final but Crashed (the automation may restart it) and the board still for 90 s."""
+        run final but Crashed (the automation may restart it) and the board still for 90 s (since the
+        fault was lifted, at least)."""
         from prefect.client.schemas.objects import StateType
 
         still_s = 90.0
@@ -399,7 +400,10 @@ class Chaos:
             nonlocal last_look
             if all(self.board.status(p) == S.UPLOAD_COMPLETE for p in self.pages):
                 return True
-            if time.monotonic() - last_look < 10 or time.time() - self.board.changed < still_s:
+            # still since the last change, or since the fault was lifted: a board paused through an
+            # outage last changed before it, and the outbox delivers its writes at the next poll
+            since = max(self.board.changed, self.lifted_at or 0.0)
+            if time.monotonic() - last_look < 10 or time.time() - since < still_s:
                 return False
             last_look = time.monotonic()
             try:
