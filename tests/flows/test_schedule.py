@@ -33,4 +33,6 @@ def test_the_server_schedules_the_served_poller(stack):
         poll = client.read_deployment_by_name("poll-notion/poll-notion")
     assert poll.global_concurrency_limit is not None and poll.global_concurrency_limit.limit == 1
     assert poll.concurrency_options is not None and poll.concurrency_options.collision_strategy == "CANCEL_NEW"
+    # a poll killed before it ran (no heartbeat for the zombie detector) gives the slot back after a minute
+    assert poll.concurrency_options.grace_period_seconds == 60
     assert "notion" in poll.tags and poll.description.startswith("Every minute")
