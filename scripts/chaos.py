@@ -775,7 +775,8 @@ def run_fault(name: str, args: argparse.Namespace) -> Outcome:
         root = Path(tmp)
         channel_ids = chaos_channels(root / "channels", args.videos, args.scenes)
         paths = Paths(home=root / "home", channels=root / "channels", workspaces=root / "workspaces")
-        bench = Bench(paths=paths, deadline=Deadline(args.timeout + planned_downtime(name, args)), keep_logs=args.logs / outcome.fault.replace(" ", "-") if args.logs else None)
+        logs = args.logs / outcome.fault.replace(" ", "-") if args.logs else None
+        bench = Bench(paths=paths, deadline=Deadline(args.timeout + planned_downtime(name, args)), keep_logs=logs)
         bench.say(f"[{name}] load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.videos} videos, "
                   f"{args.scenes} scene(s), Kling holds each clip {args.clip_hold_s:g} s")
         standins = StandinServer(root / "standins").start()
