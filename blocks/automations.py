@@ -73,6 +73,11 @@ COST_AUTOMATION = "vidgen: alert when a video passes 80% of its budget"
 
 TERMINAL_EVENTS = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
 WAITING_EVENTS = {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"}
+# A run a stopping worker handed back (SIGTERM: Running -> AwaitingRetry) or that is otherwise waiting
+# for a worker sends no heartbeats either; without these, a worker down longer than the zombie window
+# got its rescheduled runs marked Crashed (scripts/chaos.py worker-down: a "crashed" alert per video
+# and a restart spent).
+RESCHEDULED_EVENTS = {"prefect.flow-run.AwaitingRetry", "prefect.flow-run.Scheduled"}
 # A gate is left when the run is resumed (Resuming -> Pending -> Running) or ends.
 LEFT_GATE_EVENTS = {f"prefect.flow-run.{state}" for state in ("Resuming", "Pending", "Running")} | TERMINAL_EVENTS
 
@@ -208,7 +213,7 @@ def zombie_automation(after_s: float = ZOMBIE_AFTER_S) -> AutomationCore:
         description="Marks a produce-video, poll-notion or handle-page run Crashed when its heartbeats stop (its worker died).",
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat"} | TERMINAL_EVENTS | WAITING_EVENTS,
+            expect={"prefect.flow-run.heartbeat"} | TERMINAL_EVENTS | WAITING_EVENTS | RESCHEDULED_EVENTS,
             match=_FLOW_RUNS,
             match_related=_SERVED_RUN,
             for_each={"prefect.resource.id"},

@@ -35,6 +35,8 @@ def test_zombie_detection_is_prefects_documented_trigger_for_the_served_flows():
             "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"} <= trigger.expect
     # a run suspended at a review gate sends no heartbeats and must not be crashed for it
     assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= trigger.expect
+    # nor one a stopping worker handed back to wait for the next worker
+    assert {"prefect.flow-run.AwaitingRetry", "prefect.flow-run.Scheduled"} <= trigger.expect
     assert trigger.posture == Posture.Proactive and trigger.for_each == {"prefect.resource.id"}
     assert trigger.within == timedelta(seconds=3 * automations.HEARTBEAT_FREQUENCY_S)
     # a killed poll left Running would hold the poll deployment's one slot: watched too
