@@ -428,6 +428,9 @@ class Chaos:
         o.recovered = len(recovered)
         if done and not o.lost and self.lifted_at is not None:
             o.recover_s = max(self.board.first_seen[p][S.UPLOAD_COMPLETE] for p in done) - self.lifted_at
+            if o.recover_s < 0:
+                self.note(f"every video was at Upload Complete {-o.recover_s:.0f} s before the fault was lifted")
+                o.recover_s = 0.0
         self.describe(runs)
         o.regenerated, o.audit_regenerated = self.paid_twice()
         time.sleep(max(0.0, self.args.alerts_grace_s))  # the server's automations act within seconds
