@@ -16,7 +16,9 @@ automation Prefect documents for self-hosted servers
 (https://docs.prefect.io/v3/advanced/detect-zombie-flows): after each `prefect.flow-run.heartbeat`
 of a run of one of our served flows (`ZOMBIE_FLOWS`), expect another heartbeat or a terminal state within `ZOMBIE_AFTER_S`;
 Suspended and Paused runs are in the expected set, since a run waiting at a gate sends no heartbeats
-(its process may be gone by design). Runs send heartbeats only with
+(its process may be gone by design), and so are AwaitingRetry and Scheduled ones: a run a stopping
+worker handed back waits for the next worker without heartbeats (scripts/chaos.py worker-down: with
+the worker down over the window, each was marked Crashed, alerted and spent a restart). Runs send heartbeats only with
 `PREFECT_FLOWS_HEARTBEAT_FREQUENCY` set (>= 30 s; `HEARTBEAT_FREQUENCY_S` here), which the worker
 process (`vidgen serve`) must export. Poll and handle-page runs are watched too: a killed poll run
 left Running holds the poll deployment's one slot, and every poll due meanwhile is dropped
@@ -73,10 +75,7 @@ COST_AUTOMATION = "vidgen: alert when a video passes 80% of its budget"
 
 TERMINAL_EVENTS = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
 WAITING_EVENTS = {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"}
-# A run a stopping worker handed back (SIGTERM: Running -> AwaitingRetry) or that is otherwise waiting
-# for a worker sends no heartbeats either; without these, a worker down longer than the zombie window
-# got its rescheduled runs marked Crashed (scripts/chaos.py worker-down: a "crashed" alert per video
-# and a restart spent).
+# A run handed back by a stopping worker (SIGTERM: Running -> AwaitingRetry) waits without heartbeats.
 RESCHEDULED_EVENTS = {"prefect.flow-run.AwaitingRetry", "prefect.flow-run.Scheduled"}
 # A gate is left when the run is resumed (Resuming -> Pending -> Running) or ends.
 LEFT_GATE_EVENTS = {f"prefect.flow-run.{state}" for state in ("Resuming", "Pending", "Running")} | TERMINAL_EVENTS
