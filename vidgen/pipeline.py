@@ -356,6 +356,11 @@ class Production:
             default_language=yt.default_language,
         )
         output_dir = Path(self.channel.output_dir) if self.channel.output_dir else self.paths.workspaces / "published" / self.channel.id
+        key = "publish"
+        fp = fingerprint(_sha(video.video), metadata, publisher.name)
+        marker = self.workspace.root / "published.json"
+        if entry := self.workspace.lookup(key, fp):
+            return PublishResult.model_validate(entry.extra["result"])
         request = PublishRequest(
             channel_id=self.channel.id,
             page_id=self.brief.page_id,
@@ -364,12 +369,8 @@ class Production:
             captions_path=video.captions,
             metadata=metadata,
             output_dir=output_dir,
+            resume_path=self.workspace.root / f"publish-{fp[:16]}.json",
         )
-        key = "publish"
-        fp = fingerprint(_sha(video.video), metadata, publisher.name)
-        marker = self.workspace.root / "published.json"
-        if entry := self.workspace.lookup(key, fp):
-            return PublishResult.model_validate(entry.extra["result"])
         result = publisher.publish(request)
         marker.write_text(result.model_dump_json(indent=2), encoding="utf-8")
         self.workspace.record(key, marker, fp, provider=publisher.name, cost=result.cost, extra={"result": result.model_dump(mode="json")})

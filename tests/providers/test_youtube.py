@@ -35,9 +35,11 @@ from vidgen.providers.base import PublishRequest, Publisher, VideoMetadata
 from vidgen.providers.settings import ProviderSettings
 from vidgen.providers.youtube import (
     UploadDeferred,
+    UploadSession,
     YouTubePublisher,
     create_publisher,
     fit_tags,
+    quota_day,
     render_description,
     seconds_until_quota_reset,
     valid_chapters,
@@ -269,6 +271,106 @@ def test_a_dropped_connection_mid_upload_resumes_too(channel, files, tmp_path, q
     assert content_range(http.request_sequence[4]) == f"bytes {2 * CHUNK}-{VIDEO_SIZE - 1}/{VIDEO_SIZE}"
 
 
+class Killed(BaseException):
+    """The worker's process dying mid-request (kill -9): nothing in the publisher handles it."""
+
+
+def resumable_request(files, tmp_path) -> PublishRequest:
+    return publish_request(files, tmp_path).model_copy(update={"resume_path": tmp_path / "ws" / "publish-1.json"})
+
+
+def killed_after_the_first_chunk(channel, files, tmp_path, quota) -> PublishRequest:
+    request = resumable_request(files, tmp_path)
+    http = RecordingHttp([INITIATED, ({"status": "308", "range": f"bytes=0-{CHUNK - 1}"}, ""), ({"status": "0"}, Killed())])
+    with pytest.raises(Killed):
+        publisher(channel, http, quota).publish(request)
+    return request
+
+
+def test_a_publish_killed_mid_file_carries_on_in_a_new_process_from_youtubes_offset(channel, files, tmp_path, quota):
+    """The session URI is kept in the workspace: the next process asks YouTube how much it holds and
+    sends the rest, with no second upload session and no second quota reservation."""
+    request = killed_after_the_first_chunk(channel, files, tmp_path, quota)
+    assert UploadSession.load(request.resume_path).upload_uri == SESSION
+    assert quota.used("wild_frontiers", date(2026, 3, 10)) == 1650
+
+    http = RecordingHttp([
+        ({"status": "308", "range": "bytes=0-393215"}, ""),  # the killed process's second chunk got there in part
+        ({"status": "200", "content-type": "application/json"}, video_json()),
+        THUMBNAIL_OK,
+    ])
+    result = publisher(channel, http, quota).publish(request)
+
+    assert result.video_id == VIDEO_ID and result.cost.units == 1650
+    probe, rest, thumb = http.request_sequence
+    assert probe[0] == SESSION and probe[1] == "PUT" and not probe[2]
+    assert content_range(probe) == f"bytes */{VIDEO_SIZE}"
+    assert rest[0] == SESSION and content_range(rest) == f"bytes 393216-{VIDEO_SIZE - 1}/{VIDEO_SIZE}"
+    assert rest[2] == files[0].read_bytes()[393216:]
+    assert "thumbnails/set" in thumb[0]
+    assert quota.used("wild_frontiers", date(2026, 3, 10)) == 1650
+    assert UploadSession.load(request.resume_path).video_id == VIDEO_ID
+
+
+def test_a_file_youtube_already_holds_is_not_sent_again(channel, files, tmp_path, quota):
+    """Killed after the last chunk went out but before its answer was read: the status check gets the video."""
+    request = killed_after_the_first_chunk(channel, files, tmp_path, quota)
+    http = RecordingHttp([({"status": "200", "content-type": "application/json"}, video_json()), THUMBNAIL_OK])
+
+    assert publisher(channel, http, quota).publish(request).video_id == VIDEO_ID
+    assert [content_range(r) for r in http.request_sequence[:1]] == [f"bytes */{VIDEO_SIZE}"]
+    assert len(http.request_sequence) == 2
+
+
+def test_a_publish_killed_after_the_upload_only_sets_the_thumbnail(channel, files, tmp_path, quota):
+    request = resumable_request(files, tmp_path)
+    http = RecordingHttp(happy_sequence()[:-1] + [({"status": "0"}, Killed())])
+    with pytest.raises(Killed):
+        publisher(channel, http, quota).publish(request)
+
+    http = RecordingHttp([THUMBNAIL_OK])
+    assert publisher(channel, http, quota).publish(request).video_id == VIDEO_ID
+    assert len(http.request_sequence) == 1 and "thumbnails/set" in http.request_sequence[0][0]
+    assert quota.used("wild_frontiers", date(2026, 3, 10)) == 1650
+
+
+def test_an_expired_session_is_a_new_upload_with_its_quota_reserved_again(channel, files, tmp_path, quota):
+    request = killed_after_the_first_chunk(channel, files, tmp_path, quota)
+    http = RecordingHttp([google_error(404, "notFound", "upload session not found"), *happy_sequence()])
+
+    result = publisher(channel, http, quota).publish(request)
+
+    assert result.video_id == VIDEO_ID and result.cost.units == 1650 + 1600
+    probe, init, *_ = http.request_sequence
+    assert content_range(probe) == f"bytes */{VIDEO_SIZE}" and init[1] == "POST"
+    assert quota.used("wild_frontiers", date(2026, 3, 10)) == 1650 + 1600
+
+
+def test_a_reservation_from_a_day_that_is_over_is_made_again_on_the_day_of_the_upload(channel, files, tmp_path, quota):
+    """A deferred upload retried after the reset: yesterday's reservation, with nothing sent, is void."""
+    request = resumable_request(files, tmp_path)
+    http = RecordingHttp([google_error(403, "quotaExceeded", "exceeded your quota")])
+    with pytest.raises(UploadDeferred):
+        publisher(channel, http, quota).publish(request)
+
+    tomorrow = NOW + timedelta(days=1)
+    http = RecordingHttp(happy_sequence())
+    YouTubePublisher(channel, http=http, quota=quota, chunksize=CHUNK, sleep=lambda s: None,
+                     now=lambda: tomorrow).publish(request)
+
+    assert http.request_sequence[0][1] == "POST"
+    assert quota.used("wild_frontiers", date(2026, 3, 11)) == 1650
+
+
+def test_an_unreadable_session_starts_afresh(channel, files, tmp_path, quota, caplog):
+    request = resumable_request(files, tmp_path)
+    request.resume_path.parent.mkdir(parents=True)
+    request.resume_path.write_text("{not json", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="vidgen.providers.youtube"):
+        result = publisher(channel, RecordingHttp(happy_sequence()), quota).publish(request)
+    assert result.video_id == VIDEO_ID and "unreadable upload session" in caplog.text
+
+
 def test_backoff_is_exponential_and_bounded(channel, files, tmp_path, quota):
     failures = [google_error(500, "backendError")] * 4
     http = RecordingHttp([*failures])
@@ -366,6 +468,28 @@ def test_the_seventh_upload_of_a_day_is_deferred(channel, files, tmp_path, quota
 )
 def test_seconds_until_quota_reset(now, expected_hours):
     assert seconds_until_quota_reset(now) == pytest.approx(expected_hours * 3600)
+
+
+@pytest.mark.parametrize(
+    ("reset", "now", "day", "expected_s"),
+    [
+        ("13:02", datetime(2026, 3, 10, 20, 0, tzinfo=timezone.utc), date(2026, 3, 9), 120),  # 13:00 PDT
+        ("13:02:30", datetime(2026, 3, 10, 20, 3, tzinfo=timezone.utc), date(2026, 3, 10), 24 * 3600 - 30),
+        ("23:00", datetime(2026, 3, 8, 6, 30, tzinfo=timezone.utc), date(2026, 3, 6), 30 * 60),  # 22:30 PST
+        ("23:00", datetime(2026, 3, 8, 7, 30, tzinfo=timezone.utc), date(2026, 3, 7), 22.5 * 3600),  # the day DST starts
+    ],
+)
+def test_a_moved_reset_time_turns_the_quota_day_there(monkeypatch, reset, now, day, expected_s):
+    """The seam the chaos suite's quota fault uses: a reset minutes away, on the same Pacific clock."""
+    monkeypatch.setenv("VIDGEN_YOUTUBE_QUOTA_RESET", reset)
+    assert quota_day(now) == day
+    assert seconds_until_quota_reset(now) == pytest.approx(expected_s)
+
+
+def test_a_reset_time_that_is_not_one_says_so(monkeypatch):
+    monkeypatch.setenv("VIDGEN_YOUTUBE_QUOTA_RESET", "midnight")
+    with pytest.raises(ValueError, match="VIDGEN_YOUTUBE_QUOTA_RESET='midnight' is not a time of day"):
+        quota_day(NOW)
 
 
 # --- construction ----------------------------------------------------------------------------------

@@ -27,16 +27,19 @@ googleapiclient — run end to end when the base URLs point here:
 Each service checks its credential the way the real one does and answers its documented auth
 error otherwise, so a run that reaches the end also proves the right key went to the right host.
 
-Three fault switches on `StandinState` (off by default; scripts/chaos.py turns them on): a Kling task
+Fault switches on `StandinState` (off by default; scripts/chaos.py turns them on): a Kling task
 stays `generating` for at least `kling_generating_s`; createTask answers each new start frame
-with `kling_create_faults` (status, Retry-After) before it takes the task; and `script_faults`
+with `kling_create_faults` (status, Retry-After) before it takes the task; `script_faults`
 (video title -> one of `BAD_SCRIPTS`) spoils the first script Gemini writes for that title, a
-model's mistake the product must repair or ask again for.
+model's mistake the product must repair or ask again for; `upload_hold_s` and `upload_keep_bytes`
+slow an upload to many held chunks, so a kill lands mid-file; and until `quota_spent_until`
+videos.insert answers 403 quotaExceeded, a channel's spent day.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import base64
 import email.parser
 import email.policy
@@ -339,6 +342,14 @@ class StandinState:
         self.kling_create_faults: list[tuple[int, float | None]] = []
         self.create_attempts: dict[str, int] = {}  # image_url -> createTask requests seen for it
         self.script_faults: dict[str, str] = {}  # video title -> BAD_SCRIPTS kind of its first script (then off)
+        # YouTube's upload: seconds each chunk PUT is held, and at most how many of its bytes are kept
+        # (0: all). The protocol lets a server keep part of a chunk (308 with a shorter Range), so a small
+        # keep makes one file many requests, and a held upload can be caught mid-file.
+        self.upload_hold_s = 0.0
+        self.upload_keep_bytes = 0
+        # Until this time (epoch s), videos.insert answers 403 quotaExceeded: the channel's day is spent.
+        self.quota_spent_until = 0.0
+        self.quota_refusals = 0
 
     def next_id(self) -> int:
         with self.lock:
@@ -535,6 +546,11 @@ def create_app(state: StandinState) -> FastAPI:
             return youtube_error(401, "authError", "Invalid Credentials")
         if request.query_params.get("uploadType") != "resumable":
             return youtube_error(400, "invalidUploadType", "the stand-in takes resumable uploads only")
+        if time.time() < state.quota_spent_until:
+            with state.lock:
+                state.quota_refusals += 1
+            return youtube_error(403, "quotaExceeded", "The request cannot be completed because you have exceeded "
+                                 "your <a href=\"/youtube/v3/getting-started#quota\">quota</a>.")
         resource = json.loads(await request.body() or b"{}")
         total = int(request.headers.get("x-upload-content-length", "0"))
         session_id = f"standin-session-{state.next_id()}"
@@ -550,6 +566,10 @@ def create_app(state: StandinState) -> FastAPI:
             return youtube_error(404, "notFound", "upload session not found")
         data = await request.body()
         content_range = request.headers.get("content-range", "")
+        if data and state.upload_hold_s:
+            await asyncio.sleep(state.upload_hold_s)
+        if state.upload_keep_bytes:
+            data = data[: state.upload_keep_bytes]
         if m := re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range):
             if int(m.group(1)) != len(session.received):
                 return youtube_error(400, "badContentRange", f"expected offset {len(session.received)}")

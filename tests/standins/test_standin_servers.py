@@ -1,9 +1,16 @@
 """The stand-ins answer like the services they replace: wrong credentials get each API's documented
 auth error (which the real adapters classify as an API failure), and a YouTube upload in several
-chunks goes through 308 Resume Incomplete answers to the video resource."""
+chunks goes through 308 Resume Incomplete answers to the video resource, also after the process
+making it was killed mid-file."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -26,7 +33,7 @@ from vidgen.providers.base import (
     VoiceSpec,
 )
 from vidgen.providers.settings import ProviderSettings
-from vidgen.providers.youtube import YouTubePublisher
+from vidgen.providers.youtube import YouTubePublisher, quota_day
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +106,69 @@ def test_a_chunked_youtube_upload_resumes_through_308_answers(standins, channel,
         "bytes 0-262143/640000", "bytes 262144-524287/640000", "bytes 524288-639999/640000"]
     assert standins.uploaded_videos[STANDIN_VIDEO_ID] == video.read_bytes()
     assert standins.thumbnails[STANDIN_VIDEO_ID] == thumb.read_bytes()
+
+
+KILLED_PUBLISH = """
+import sys
+from pathlib import Path
+from google.oauth2.credentials import Credentials
+from sqlalchemy import create_engine
+from vidgen.channels import load_channel
+from vidgen.ledger import QuotaLedger
+from vidgen.providers.base import PublishRequest
+from vidgen.providers.youtube import YouTubePublisher
+channel_yaml, token, url, tmp = sys.argv[1:5]
+tmp = Path(tmp)
+channel = load_channel(Path(channel_yaml))
+publisher = YouTubePublisher(channel, credentials=Credentials(token=token), api_endpoint=url,
+                             quota=QuotaLedger(create_engine(f"sqlite:///{tmp / 'quota.sqlite'}")))
+publisher.publish(PublishRequest.model_validate_json((tmp / "request.json").read_text()))
+"""
+
+
+def test_a_worker_killed_mid_upload_costs_no_second_upload(standins, channel, repo_root, tmp_path: Path):
+    """kill -9 of a process in the middle of the file: the next publish of the same video carries on
+    the same upload session from the bytes the server kept (one initiation, one quota reservation)."""
+
+    from google.oauth2.credentials import Credentials
+
+    video, thumb = tmp_path / "film.mp4", tmp_path / "thumb.jpg"
+    video.write_bytes(bytes(range(256)) * 2500)  # 640,000 bytes, sent in one chunk; the stand-in keeps 100,000 of each
+    thumb.write_bytes(b"\xff\xd8\xff" + bytes(100))
+    request = PublishRequest(
+        channel_id=channel.id, page_id="p2", video_path=video, thumbnail_path=thumb,
+        metadata=VideoMetadata(title="A killed upload", description="d"), output_dir=tmp_path,
+        resume_path=tmp_path / "workspace" / "publish.json",
+    )
+    (tmp_path / "request.json").write_text(request.model_dump_json())
+    standins.state.upload_hold_s, standins.state.upload_keep_bytes = 0.3, 100_000
+    before = len(standins.requests)
+    try:
+        worker = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISH, str(repo_root / "channels" / "wild_frontiers.yaml"),
+                                   standins.keys.youtube_token, standins.base_url, str(tmp_path)], cwd=repo_root)
+        deadline = time.monotonic() + 60
+        while sum(r.method == "PUT" for r in standins.requests[before:] if r.service == "youtube-upload") < 2:
+            assert worker.poll() is None and time.monotonic() < deadline, "the upload never got going"
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        time.sleep(0.5)  # the request the kill cut short is still held by the stand-in
+        killed_at = len(standins.requests)
+
+        publisher = YouTubePublisher(channel, credentials=Credentials(token=standins.keys.youtube_token),
+                                     api_endpoint=standins.base_url,
+                                     quota=QuotaLedger(create_engine(f"sqlite:///{tmp_path / 'quota.sqlite'}")))
+        result = publisher.publish(request)
+    finally:
+        standins.state.upload_hold_s, standins.state.upload_keep_bytes = 0.0, 0
+
+    upload = [r for r in standins.requests[before:] if r.service == "youtube-upload"]
+    assert [r.method for r in upload].count("POST") == 1
+    carried = [r for r in standins.requests[killed_at:] if r.service == "youtube-upload"]
+    assert carried[0].headers["content-range"] == "bytes */640000" and carried[0].status == 308
+    assert standins.uploaded_videos[result.video_id] == video.read_bytes()
+    today = quota_day(datetime.now(timezone.utc))
+    assert publisher.quota.used(channel.id, today) == result.cost.units == 1650  # upload + thumbnail, reserved once
 
 
 def test_kling_fault_switches_refuse_each_start_frame_in_turn_and_hold_the_task(standins, tmp_path: Path):

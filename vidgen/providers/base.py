@@ -125,6 +125,9 @@ class PublishRequest(BaseModel):
     captions_path: Path | None = None
     metadata: VideoMetadata
     output_dir: Path  # where a local publisher files things; remote publishers ignore it
+    # Where a publisher keeps what it needs to carry on after its process died (an upload's session,
+    # the quota it reserved); one file per video and metadata, in the video's workspace.
+    resume_path: Path | None = None
 
 
 class PublishResult(BaseModel):

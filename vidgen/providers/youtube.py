@@ -14,6 +14,13 @@ the server how much it holds (an empty PUT answered by 308 with a Range header) 
 from there, so a hiccup costs a chunk, not the file (tenacity drives those retries). The quota is reserved in the ledger before a
 byte is sent: an upload that would overrun the channel's day is deferred to after the reset
 (midnight Pacific) instead of failing, and the orchestrator sees a RetriableError with the wait.
+
+A process that dies mid-upload (a killed worker) loses nothing paid for: the publish keeps an
+`UploadSession` in the video's workspace (`PublishRequest.resume_path`), written when the quota is
+reserved and when YouTube opens the upload session. The next publish of the same file reserves
+nothing, asks the server how much of the file it holds (the documented status check) and sends the
+rest; once the video is up, only the thumbnail and captions are left. A session YouTube has forgotten (they last about a week)
+is a new upload, with its quota reserved again.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import os
 import socket
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,8 +41,11 @@ import httplib2
 from sqlalchemy import Engine, create_engine
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from pydantic import BaseModel
+
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
+from vidgen.files import atomic_write_text
 from vidgen.ledger import QuotaExceeded, QuotaLedger
 from vidgen.models import Chapter, Cost
 from vidgen.providers.base import PublishRequest, PublishResult, VideoMetadata
@@ -58,16 +69,36 @@ MAX_TAGS_CHARS = 500
 UPLOAD_LIMIT_WAIT_S = 24 * 3600.0  # uploadLimitExceeded: "try again in 24 hours"
 
 
-def seconds_until_quota_reset(now: datetime) -> float:
-    """Seconds from `now` to the next midnight in Pacific time (DST included)."""
-    local = now.astimezone(PACIFIC)
-    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=PACIFIC)
-    return max(1.0, (midnight - local).total_seconds())
+QUOTA_RESET_ENV = "VIDGEN_YOUTUBE_QUOTA_RESET"
+
+
+def quota_reset_time() -> clock_time:
+    """The Pacific time of day the quota day turns: midnight, as YouTube's does.
+
+    `VIDGEN_YOUTUBE_QUOTA_RESET` ("HH:MM" or "HH:MM:SS") moves it, for a stand-in whose quota must
+    come back within a test (scripts/chaos.py's quota fault); against YouTube leave it unset.
+    """
+    raw = os.environ.get(QUOTA_RESET_ENV, "").strip()
+    if not raw:
+        return clock_time(0, 0)
+    try:
+        return clock_time.fromisoformat(raw)
+    except ValueError as e:
+        raise ValueError(f"{QUOTA_RESET_ENV}={raw!r} is not a time of day (HH:MM or HH:MM:SS, Pacific)") from e
 
 
 def quota_day(now: datetime) -> date:
-    """The quota day `now` falls in: the Pacific calendar date."""
-    return now.astimezone(PACIFIC).date()
+    """The quota day `now` falls in: the Pacific calendar date, counted from the reset time."""
+    local = now.astimezone(PACIFIC)
+    if local.time() >= quota_reset_time():
+        return local.date()
+    return local.date() - timedelta(days=1)
+
+
+def seconds_until_quota_reset(now: datetime) -> float:
+    """Seconds from `now` to the next reset (midnight Pacific, DST included)."""
+    reset = datetime.combine(quota_day(now) + timedelta(days=1), quota_reset_time(), tzinfo=PACIFIC)
+    return max(1.0, (reset.astimezone(timezone.utc) - now.astimezone(timezone.utc)).total_seconds())
 
 
 class UploadDeferred(RetriableError, QuotaExceeded):
@@ -78,6 +109,29 @@ class UploadDeferred(RetriableError, QuotaExceeded):
         self.provider, self.status_code, self.retry_after = PROVIDER, None, retry_after
         # Both bases have their own __init__ signatures; the message is set once, ProviderError-style.
         Exception.__init__(self, f"{PROVIDER}: {message}")
+
+
+class UploadSession(BaseModel):
+    """A publish under way, kept in the video's workspace so a new process carries it on."""
+
+    units: int  # the quota this publish reserved, so carrying on reserves none
+    quota_day: date
+    upload_uri: str | None = None  # the resumable session's URI, once YouTube gave one
+    video_id: str | None = None  # once the file is up: only the thumbnail and captions are left
+
+    @classmethod
+    def load(cls, path: Path | None) -> UploadSession | None:
+        if path is None or not path.is_file():
+            return None
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError:  # written by an older version, or damaged: start afresh, as before sessions were kept
+            log.warning("ignoring an unreadable upload session %s", path)
+            return None
+
+    def save(self, path: Path | None) -> None:
+        if path is not None:
+            atomic_write_text(path, self.model_dump_json())
 
 
 def _timestamp(seconds: float) -> str:
@@ -291,18 +345,37 @@ class YouTubePublisher:
                 raise InvalidInputError(f"{what} file not found: {path}", provider=PROVIDER)
         captions = self._captions_to_upload(request)
         service = self.service()  # credentials first: a channel that cannot upload spends no quota
-        units = self.upload_units + self.thumbnail_units + (self.captions_units if captions else 0)
-        self._reserve(units)
-        video_id = self._upload_video(service, request)
+        session = self._session(request, captions is not None)
+        if session.video_id is None:
+            session.video_id = self._upload_video(service, request, session)
+            session.save(request.resume_path)
+        video_id = session.video_id
         warnings = [self._set_thumbnail(service, video_id, request.thumbnail_path)]
         if captions is not None:
             warnings.append(self._insert_captions(service, video_id, captions))
         return PublishResult(
             url=f"https://www.youtube.com/watch?v={video_id}",
             video_id=video_id,
-            cost=Cost(usd=0.0, units=units, unit="quota"),
+            cost=Cost(usd=0.0, units=session.units, unit="quota"),
             warnings=[w for w in warnings if w],
         )
+
+    def _session(self, request: PublishRequest, captions: bool) -> UploadSession:
+        """The publish an earlier process left under way, or a new one with today's quota reserved.
+
+        A reservation made on a day that is over, with nothing sent (a deferred upload, retried after
+        the reset), is void: the upload counts against the day it is made on.
+        """
+        today = quota_day(self._now())
+        session = UploadSession.load(request.resume_path)
+        if session is not None and (session.upload_uri or session.video_id or session.quota_day == today):
+            log.info("the publish of %s was under way (quota reserved on %s)", request.video_path.name, session.quota_day)
+            return session
+        units = self.upload_units + self.thumbnail_units + (self.captions_units if captions else 0)
+        self._reserve(units)
+        session = UploadSession(units=units, quota_day=today)
+        session.save(request.resume_path)
+        return session
 
     def _captions_to_upload(self, request: PublishRequest) -> Path | None:
         """The .srt to upload, or None when the channel turned captions off or there is none to send."""
@@ -356,29 +429,80 @@ class YouTubePublisher:
             reraise=True,
         )
 
-    def _upload_video(self, service: Any, request: PublishRequest) -> str:
+    def _upload_video(self, service: Any, request: PublishRequest, session: UploadSession) -> str:
         from googleapiclient.errors import HttpError
+
+        insert = self._insert_request(service, request)
+        response = None
+        try:
+            if session.upload_uri is not None:
+                response = self._carry_on(insert, session, request)
+            while response is None:
+                _, response = self._retrying("upload")(insert.next_chunk)
+                if session.upload_uri != insert.resumable_uri:  # YouTube opened the session: keep it
+                    session.upload_uri = insert.resumable_uri
+                    session.save(request.resume_path)
+        except HttpError as e:
+            raise self._http_error(e, "videos.insert") from e
+        except _CONNECTION_ERRORS as e:
+            raise RetriableError(f"upload kept failing to connect: {e}", provider=PROVIDER) from e
+        video_id = response.get("id") if isinstance(response, dict) else None
+        if not video_id:
+            raise ApiFailureError(f"videos.insert finished without a video id: {response!r}", provider=PROVIDER)
+        return str(video_id)
+
+    def _insert_request(self, service: Any, request: PublishRequest) -> Any:
         from googleapiclient.http import MediaFileUpload
 
         media = MediaFileUpload(
             str(request.video_path), mimetype=_video_mime(request.video_path), chunksize=self.chunksize, resumable=True
         )
-        insert = service.videos().insert(
+        return service.videos().insert(
             part="snippet,status", body=video_resource(request.metadata, chapters=self.channel.youtube.chapters),
             media_body=media,
         )
-        response = None
-        while response is None:
-            try:
-                _, response = self._retrying("upload")(insert.next_chunk)
-            except HttpError as e:
-                raise self._http_error(e, "videos.insert") from e
-            except _CONNECTION_ERRORS as e:
-                raise RetriableError(f"upload kept failing to connect: {e}", provider=PROVIDER) from e
-        video_id = response.get("id") if isinstance(response, dict) else None
-        if not video_id:
-            raise ApiFailureError(f"videos.insert finished without a video id: {response!r}", provider=PROVIDER)
-        return str(video_id)
+
+    def _carry_on(self, insert: Any, session: UploadSession, request: PublishRequest) -> dict[str, Any] | None:
+        """Point `insert` at the session an earlier process opened, at the offset YouTube holds; the
+        video resource when YouTube already has the whole file.
+
+        The status check is the protocol's own: an empty PUT with "Content-Range: bytes */<size>",
+        answered 308 with the Range received, or 200/201 with the video. A 404 means the session
+        expired and "the upload must be restarted from the beginning": a new session, its quota
+        reserved again. https://developers.google.com/youtube/v3/guides/using_resumable_upload_protocol
+        """
+        from googleapiclient.errors import HttpError
+
+        uri = str(session.upload_uri)
+        size = insert.resumable.size()
+
+        def ask() -> tuple[Any, bytes]:
+            resp, content = insert.http.request(
+                uri, method="PUT", body=b"", headers={"Content-Range": f"bytes */{size}", "Content-Length": "0"}
+            )
+            if int(resp.status) in RETRY_STATUSES:
+                raise HttpError(resp, content, uri=uri)
+            return resp, content
+
+        resp, content = self._retrying("upload status check")(ask)
+        status = int(resp.status)
+        if status in (200, 201):
+            log.info("YouTube already holds all of %s", request.video_path.name)
+            return json.loads(content)
+        if status == 308:
+            insert.resumable_uri = uri
+            insert.resumable_progress = int(resp["range"].rsplit("-", 1)[1]) + 1 if "range" in resp else 0
+            log.info("carrying on the upload of %s from byte %d of %d", request.video_path.name,
+                     insert.resumable_progress, size)
+            return None
+        if status in (404, 410):
+            log.warning("YouTube no longer knows the upload session of %s; uploading it again", request.video_path.name)
+            self._reserve(self.upload_units)
+            session.units += self.upload_units
+            session.upload_uri = None
+            session.save(request.resume_path)
+            return None
+        raise HttpError(resp, content, uri=uri)
 
     def _set_thumbnail(self, service: Any, video_id: str, thumbnail: Path) -> str | None:
         """Set the custom thumbnail; the reason it was not set, or None. Its failure does not undo a
