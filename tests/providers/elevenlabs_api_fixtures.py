@@ -132,3 +132,41 @@ BAD_PROMPT = error_detail(
     data={"prompt_suggestion": "A cinematic orchestral swell with distant thunder."},
 )
 INTERNAL = error_detail("internal_error", "An internal server error occurred.")
+
+
+# GET /v1/history lists the account's generated speech, newest first, with each item's text, voice,
+# model, date and character alignments (query: voice_id, model_id, source, date_after_unix,
+# page_size); GET /v1/history/{history_item_id}/audio answers the item's audio.
+SOURCE_HISTORY = "https://elevenlabs.io/docs/api-reference/history/list"
+SOURCE_HISTORY_AUDIO = "https://elevenlabs.io/docs/api-reference/history/get-audio"
+
+
+def history_item(text: str, *, voice_id: str, model_id: str, date_unix: int,
+                 history_item_id: str = "VW7YKqPnjY4h39yTbx2L") -> dict[str, Any]:
+    """SOURCE: SOURCE_HISTORY (one element of `history`)."""
+    return {
+        "history_item_id": history_item_id,
+        "request_id": "BF0BZg4IwLGBlaVjv9Im",
+        "voice_id": voice_id,
+        "model_id": model_id,
+        "voice_name": "George",
+        "voice_category": "premade",
+        "text": text,
+        "date_unix": date_unix,
+        "character_count_change_from": 17189,
+        "character_count_change_to": 17189 + len(text),
+        "content_type": "audio/mpeg",
+        "state": "created",
+        "settings": {"similarity_boost": 0.75, "stability": 0.5, "style": 0, "use_speaker_boost": True},
+        "feedback": None,
+        "share_link_id": None,
+        "source": "TTS",
+        "alignments": {"alignment": character_alignment(text), "normalized_alignment": character_alignment(text)},
+        "output_format": "mp3_44100_128",
+    }
+
+
+def history_response(*items: dict[str, Any]) -> dict[str, Any]:
+    """SOURCE: SOURCE_HISTORY."""
+    return {"history": list(items), "has_more": False,
+            "last_history_item_id": items[-1]["history_item_id"] if items else None}

@@ -29,6 +29,8 @@ from elevenlabs_api_fixtures import (
     VALIDATION_ERROR_422,
     VOICE_NOT_FOUND,
     encode_mp3,
+    history_item,
+    history_response,
     with_timestamps_response,
 )
 from pydantic import SecretStr
@@ -401,6 +403,80 @@ def test_connection_failure_is_retriable(api, narrator, tmp_path):
     api.post(TTS_PATH).mock(side_effect=httpx.ConnectError("connection refused"))
     with pytest.raises(RetriableError, match="network error"):
         narrator.narrate(narration_request(tmp_path))
+
+
+# --- a narration paid for by a process that died before the answer --------------------------------
+class Killed(BaseException):
+    """The worker dying mid-request (kill -9): nothing in the adapter handles it."""
+
+
+def die(_request: httpx.Request) -> httpx.Response:
+    raise Killed
+
+
+def killed_mid_speech(api, narrator, tmp_path) -> NarrationRequest:
+    request = narration_request(tmp_path)
+    api.post(TTS_PATH).mock(side_effect=die)
+    with pytest.raises(Killed):
+        narrator.narrate(request)
+    api.routes.clear()
+    return request
+
+
+def test_speech_a_dead_process_paid_for_is_fetched_from_the_history_not_made_again(api, narrator, tmp_path, mp3):
+    request = killed_mid_speech(api, narrator, tmp_path)
+    note = elevenlabs.SpeechAsked.path_for(request.out_path)
+    asked = elevenlabs.SpeechAsked.load(note)
+    assert asked is not None and asked.voice_id == VOICE_ID
+    other = history_item("Another scene's words.", voice_id=VOICE_ID, model_id="eleven_multilingual_v2",
+                         date_unix=asked.at_unix + 1, history_item_id="other")
+    made = history_item(TEXT, voice_id=VOICE_ID, model_id="eleven_multilingual_v2", date_unix=asked.at_unix + 2)
+    listing = api.get("/v1/history").mock(return_value=httpx.Response(200, json=history_response(other, made)))
+    audio = api.get(f"/v1/history/{made['history_item_id']}/audio").mock(
+        return_value=httpx.Response(200, content=mp3, headers={"content-type": "audio/mpeg"}))
+
+    result = narrator.narrate(request)  # no speech route: a text-to-speech request would fail the test
+
+    assert audio.call_count == 1
+    params = listing.calls.last.request.url.params
+    assert (params["voice_id"], params["model_id"], params["source"]) == (VOICE_ID, "eleven_multilingual_v2", "TTS")
+    assert int(params["date_after_unix"]) == asked.at_unix - elevenlabs.HISTORY_SLACK_S
+    assert listing.calls.last.request.headers["xi-api-key"] == API_KEY
+    assert result.path.read_bytes() == mp3
+    assert [w.word for w in result.words] == TEXT.split()
+    assert result.cost == narrator.pricing.narration_cost(len(TEXT))  # paid once, recorded once
+    assert not note.exists()
+
+
+def test_speech_not_in_the_history_is_asked_for_again(api, narrator, tmp_path, mp3):
+    request = killed_mid_speech(api, narrator, tmp_path)
+    api.get("/v1/history").mock(return_value=httpx.Response(200, json=history_response()))
+    tts = api.post(TTS_PATH).mock(return_value=httpx.Response(200, json=with_timestamps_response(mp3, TEXT)))
+
+    assert narrator.narrate(request).path.read_bytes() == mp3
+    assert tts.call_count == 1 and not elevenlabs.SpeechAsked.path_for(request.out_path).exists()
+
+
+def test_a_history_the_key_may_not_read_costs_a_new_speech_not_the_narration(api, narrator, tmp_path, mp3, caplog):
+    request = killed_mid_speech(api, narrator, tmp_path)
+    api.get("/v1/history").mock(return_value=httpx.Response(401, json=MISSING_PERMISSIONS))
+    tts = api.post(TTS_PATH).mock(return_value=httpx.Response(200, json=with_timestamps_response(mp3, TEXT)))
+
+    assert narrator.narrate(request).path.read_bytes() == mp3
+    assert tts.call_count == 1 and "could not read ElevenLabs' history" in caplog.text
+
+
+def test_a_narration_answered_looks_at_no_history(api, narrator, tmp_path, mp3):
+    """Only a request noted and never answered is looked for; a different text's note is not this one."""
+    request = narration_request(tmp_path)
+    note = elevenlabs.SpeechAsked.path_for(request.out_path)
+    note.parent.mkdir(parents=True)
+    note.write_text(elevenlabs.SpeechAsked(at_unix=1, voice_id=VOICE_ID, model_id="eleven_multilingual_v2",
+                                           text_sha256="another text").model_dump_json())
+    tts = api.post(TTS_PATH).mock(return_value=httpx.Response(200, json=with_timestamps_response(mp3, TEXT)))
+    narrator.narrate(request)
+    narrator.narrate(request)
+    assert tts.call_count == 2 and not note.exists()  # every route called is TTS: no history request was made
 
 
 # --- factories --------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ googleapiclient — run end to end when the base URLs point here:
   served here). https://docs.kie.ai/market/kling/v2-5-turbo-image-to-video-pro,
   https://docs.kie.ai/market/common/get-task-detail
 - ElevenLabs `POST /v1/text-to-speech/{voice_id}/with-timestamps` -> audio_base64 (real speech,
-  MP3) + character alignment; `POST /v1/sound-generation` -> MP3 bytes of the requested length.
+  MP3) + character alignment; `POST /v1/sound-generation` -> MP3 bytes of the requested length;
+  `GET /v1/history` (each speech made, newest first, filtered by voice_id, model_id, source,
+  date_after_unix) and `GET /v1/history/{id}/audio`.
   https://elevenlabs.io/docs/api-reference/text-to-speech-with-timestamps,
-  https://elevenlabs.io/docs/api-reference/sound-generation
+  https://elevenlabs.io/docs/api-reference/sound-generation,
+  https://elevenlabs.io/docs/api-reference/history/list
 - YouTube resumable upload `POST /upload/youtube/v3/videos?uploadType=resumable` -> 200 + Location;
   `PUT <Location>` with Content-Range -> 308 + Range until complete, then 200 + the video resource;
   `POST /upload/youtube/v3/thumbnails/set`; `POST /upload/youtube/v3/captions` (multipart: the
@@ -31,7 +34,9 @@ Fault switches on `StandinState` (off by default; scripts/chaos.py turns them on
 stays `generating` for at least `kling_generating_s`; createTask answers each new start frame
 with `kling_create_faults` (status, Retry-After) before it takes the task; `script_faults`
 (video title -> one of `BAD_SCRIPTS`) spoils the first script Gemini writes for that title, a
-model's mistake the product must repair or ask again for; `upload_hold_s` and `upload_keep_bytes`
+model's mistake the product must repair or ask again for; `speech_hold_s` holds each speech's
+answer after it is made (and in the history), so a kill lands while one is paid for and unanswered;
+`upload_hold_s` and `upload_keep_bytes`
 slow an upload to many held chunks, so a kill lands mid-file; and until `quota_spent_until`
 videos.insert answers 403 quotaExceeded, a channel's spent day.
 """
@@ -82,6 +87,7 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("/kie-files/", "kie-file", False),
     ("/v1/text-to-speech/", "elevenlabs-tts", True),
     ("/v1/sound-generation", "elevenlabs-sfx", True),
+    ("/v1/history", "elevenlabs-history", False),
     ("/upload/youtube/v3/videos", "youtube-upload", True),
     ("/upload/youtube/v3/thumbnails/set", "youtube-thumbnail", True),
     ("/upload/youtube/v3/captions", "youtube-captions", True),
@@ -342,11 +348,15 @@ class StandinState:
         self.kling_create_faults: list[tuple[int, float | None]] = []
         self.create_attempts: dict[str, int] = {}  # image_url -> createTask requests seen for it
         self.script_faults: dict[str, str] = {}  # video title -> BAD_SCRIPTS kind of its first script (then off)
-        # YouTube's upload: seconds each chunk PUT is held, and at most how many of its bytes are kept
-        # (0: all). The protocol lets a server keep part of a chunk (308 with a shorter Range), so a small
+        # YouTube's upload: seconds each chunk PUT is held (or until this is set to 0), and at most how
+        # many of its bytes are kept (0: all). The protocol lets a server keep part of a chunk (308 with a shorter Range), so a small
         # keep makes one file many requests, and a held upload can be caught mid-file.
         self.upload_hold_s = 0.0
         self.upload_keep_bytes = 0
+        # ElevenLabs: seconds each speech's answer is held after it is made (or until this is set to 0).
+        self.speech_hold_s = 0.0
+        self.speech_history: list[dict[str, Any]] = []  # every speech made, oldest first, as GET /v1/history lists it
+        self.speech_audio: dict[str, bytes] = {}  # history_item_id -> its MP3
         # Until this time (epoch s), videos.insert answers 403 quotaExceeded: the channel's day is spent.
         self.quota_spent_until = 0.0
         self.quota_refusals = 0
@@ -525,7 +535,44 @@ def create_app(state: StandinState) -> FastAPI:
         if not text.strip():
             return elevenlabs_error(400, "empty_text", "text must not be empty")
         audio, alignment = media.speech_with_timestamps(text)
+        item_id = f"standin-history-{state.next_id()}"
+        with state.lock:
+            state.speech_audio[item_id] = audio
+            state.speech_history.append({
+                "history_item_id": item_id, "request_id": f"standin-request-{item_id}", "voice_id": voice_id,
+                "model_id": payload.get("model_id"), "voice_name": "Stand-in", "voice_category": "premade",
+                "text": text, "date_unix": int(time.time()), "character_count_change_from": 0,
+                "character_count_change_to": len(text), "content_type": "audio/mpeg", "state": "created",
+                "settings": payload.get("voice_settings"), "feedback": None, "share_link_id": None, "source": "TTS",
+                "alignments": {"alignment": alignment, "normalized_alignment": alignment},
+                "output_format": "mp3_44100_128",
+            })
+        held_until = time.monotonic() + state.speech_hold_s
+        while state.speech_hold_s and time.monotonic() < held_until:  # made and paid for; the answer waits
+            time.sleep(0.05)
         return {"audio_base64": base64.b64encode(audio).decode(), "alignment": alignment, "normalized_alignment": alignment}
+
+    @app.get("/v1/history")
+    def speech_history(request: Request, voice_id: str = "", model_id: str = "", source: str = "",
+                       date_after_unix: int = 0, page_size: int = 100) -> Any:
+        if not xi_authorised(request):
+            return elevenlabs_error(401, "invalid_api_key", "Invalid API key")
+        with state.lock:
+            items = [item for item in reversed(state.speech_history)
+                     if (not voice_id or item["voice_id"] == voice_id) and (not model_id or item["model_id"] == model_id)
+                     and (not source or item["source"] == source) and item["date_unix"] >= date_after_unix]
+        page = items[:page_size]
+        return {"history": page, "has_more": len(items) > page_size,
+                "last_history_item_id": page[-1]["history_item_id"] if page else None}
+
+    @app.get("/v1/history/{history_item_id}/audio")
+    def speech_history_audio(history_item_id: str, request: Request) -> Any:
+        if not xi_authorised(request):
+            return elevenlabs_error(401, "invalid_api_key", "Invalid API key")
+        audio = state.speech_audio.get(history_item_id)
+        if audio is None:
+            return elevenlabs_error(404, "history_item_not_found", f"history item {history_item_id} not found")
+        return Response(audio, media_type="audio/mpeg")
 
     @app.post("/v1/sound-generation")
     def sound_generation(request: Request, payload: dict[str, Any] = Body(...)) -> Any:
@@ -566,8 +613,9 @@ def create_app(state: StandinState) -> FastAPI:
             return youtube_error(404, "notFound", "upload session not found")
         data = await request.body()
         content_range = request.headers.get("content-range", "")
-        if data and state.upload_hold_s:
-            await asyncio.sleep(state.upload_hold_s)
+        held_until = time.monotonic() + state.upload_hold_s
+        while data and state.upload_hold_s and time.monotonic() < held_until:  # setting it to 0 lets go
+            await asyncio.sleep(0.05)
         if state.upload_keep_bytes:
             data = data[: state.upload_keep_bytes]
         if m := re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range):

@@ -171,6 +171,54 @@ def test_a_worker_killed_mid_upload_costs_no_second_upload(standins, channel, re
     assert publisher.quota.used(channel.id, today) == result.cost.units == 1650  # upload + thumbnail, reserved once
 
 
+KILLED_NARRATION = """
+import sys
+from pathlib import Path
+from pydantic import SecretStr
+from vidgen.channels import load_channel
+from vidgen.providers import registry
+from vidgen.providers.base import NarrationRequest
+from vidgen.providers.settings import ProviderSettings
+channel_yaml, key, url, request_json = sys.argv[1:5]
+settings = ProviderSettings(elevenlabs_api_key=SecretStr(key), elevenlabs_base_url=url)
+narrator = registry.build("narration", "elevenlabs", settings, load_channel(Path(channel_yaml)))
+narrator.narrate(NarrationRequest.model_validate_json(Path(request_json).read_text()))
+"""
+
+
+def test_a_worker_killed_while_its_speech_is_made_gets_it_from_the_history(standins, channel, repo_root, tmp_path):
+    """kill -9 after ElevenLabs made (and billed) the speech but before its answer arrived: the next
+    narration of the same text fetches it from the account's history instead of paying again."""
+    request = NarrationRequest(text="The river wakes before the birds do.",
+                               voice=VoiceSpec(elevenlabs_voice_id="standin-voice"),
+                               out_path=tmp_path / "audio" / "narration_00.wav")
+    (tmp_path / "request.json").write_text(request.model_dump_json())
+    standins.state.speech_hold_s = 60.0
+    before = len(standins.requests)
+    try:
+        worker = subprocess.Popen([sys.executable, "-c", KILLED_NARRATION, str(repo_root / "channels" / "wild_frontiers.yaml"),
+                                   standins.keys.elevenlabs, standins.base_url, str(tmp_path / "request.json")],
+                                  cwd=repo_root)
+        deadline = time.monotonic() + 60
+        while not any(item["text"] == request.text for item in list(standins.state.speech_history)):
+            assert worker.poll() is None and time.monotonic() < deadline, "the speech was never asked for"
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        standins.state.speech_hold_s = 0.0
+
+    narrator = registry.build("narration", "elevenlabs", settings_for(standins, standins.keys), channel)
+    result = narrator.narrate(request)
+
+    seen = standins.requests[before:]
+    assert [r.service for r in seen if r.service.startswith("elevenlabs")].count("elevenlabs-tts") == 1
+    assert [r.path for r in seen if r.service == "elevenlabs-history"][-1].endswith("/audio")
+    (made,) = [item for item in standins.state.speech_history if item["text"] == request.text]
+    assert result.path.read_bytes() == standins.state.speech_audio[made["history_item_id"]]
+    assert " ".join(w.word for w in result.words) == request.text
+
+
 def test_kling_fault_switches_refuse_each_start_frame_in_turn_and_hold_the_task(standins, tmp_path: Path):
     """What scripts/chaos.py switches on: createTask answers 429 (Retry-After) then 503 for each new
     start frame before it takes the task, and a task stays `generating` for the hold."""

@@ -13,12 +13,24 @@ Both go through the official `elevenlabs` SDK. Documentation the handling follow
 
 The SDK retries 408/409/429/5xx twice by default (`request_options["max_retries"]`, default 2);
 every call here passes `max_retries=0` so retrying stays the orchestrator's policy.
+
+A narration is paid for when ElevenLabs makes it, even if the process that asked dies before the
+answer arrives (a killed worker). ElevenLabs keeps every speech it made in the account's history,
+with its text, voice, model and character alignment (`GET /v1/history`, `GET
+/v1/history/{id}/audio`: https://elevenlabs.io/docs/api-reference/history/list), so the narrator
+notes each request beside its output before sending it (`SpeechAsked`), and a later narration of the
+same text that finds such a note looks in the history first: one made since is fetched, not made
+again. Sound effects are not in the history ("Music and SFX generations are not included"), so a
+sound effect in flight at a kill is made again.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,10 +51,12 @@ from vidgen.errors import (
     classify_http,
     parse_retry_after,
 )
-from vidgen.files import atomic_write_bytes
+from vidgen.files import atomic_write_bytes, atomic_write_text
 from vidgen.models import Cost, WordTiming
 from vidgen.providers.base import NarrationRequest, NarrationResult, SoundRequest, SoundResult
 from vidgen.providers.settings import ProviderSettings
+
+log = logging.getLogger(__name__)
 
 PROVIDER = "elevenlabs"
 OUTPUT_FORMAT = "mp3_44100_128"  # MP3 at 128 kbps is available on every plan (192 kbps needs Creator)
@@ -50,6 +64,8 @@ DEFAULT_TIMEOUT_S = 240.0  # the SDK's own default; long narrations take a while
 SFX_MODEL = "eleven_text_to_sound_v2"
 SFX_MIN_S, SFX_MAX_S = 0.5, 30.0  # bounds of duration_seconds in the current API definition (older docs: 22)
 NO_RETRIES = {"max_retries": 0}
+HISTORY_SLACK_S = 60  # how far before the note a history item may be dated (clocks differ)
+HISTORY_PAGE = 100
 
 # Codes of `detail.code` (or the legacy `detail.status`) whose class the HTTP status would get wrong.
 QUOTA_CODES = frozenset({"quota_exceeded"})  # sent as 401: the account is out of credits, not mis-keyed
@@ -226,6 +242,34 @@ def _checked_mp3(data: bytes) -> bytes:
     return data
 
 
+# --- speech asked for, and found again in the history -----------------------------------------
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class SpeechAsked(BaseModel):
+    """A speech request sent and not yet answered, noted beside its output file."""
+
+    at_unix: int
+    voice_id: str
+    model_id: str
+    text_sha256: str
+
+    @staticmethod
+    def path_for(out_path: Path) -> Path:
+        return out_path.with_name(f".{out_path.stem}.speech-asked.json")
+
+    def matches(self, voice_id: str, model_id: str, text: str) -> bool:
+        return (self.voice_id, self.model_id, self.text_sha256) == (voice_id, model_id, _sha256(text))
+
+    @classmethod
+    def load(cls, path: Path) -> SpeechAsked | None:
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+
 # --- the narrator -----------------------------------------------------------------------------
 class ElevenLabsNarrator:
     """Speech plus character timings in one call; captions are built from ElevenLabs' own timings."""
@@ -254,32 +298,68 @@ class ElevenLabsNarrator:
         voice_id = request.voice.elevenlabs_voice_id.strip()
         if not voice_id:
             raise InvalidInputError("no ElevenLabs voice id configured (voice.elevenlabs_voice_id)", provider=PROVIDER)
-        answer = _call(
-            lambda: self._client.text_to_speech.convert_with_timestamps(
-                voice_id,
-                text=request.text,
-                model_id=request.voice.elevenlabs_model,
-                output_format=OUTPUT_FORMAT,
-                voice_settings=self.voice_settings.to_sdk(),
-                request_options=NO_RETRIES,
+        model_id = request.voice.elevenlabs_model
+        note = SpeechAsked.path_for(request.out_path)
+        found = self._made_before(note, voice_id, model_id, request.text)
+        if found is not None:
+            audio, alignment = found
+        else:
+            asked = SpeechAsked(at_unix=int(time.time()), voice_id=voice_id, model_id=model_id,
+                                text_sha256=_sha256(request.text))
+            atomic_write_text(note, asked.model_dump_json())
+            answer = _call(
+                lambda: self._client.text_to_speech.convert_with_timestamps(
+                    voice_id,
+                    text=request.text,
+                    model_id=model_id,
+                    output_format=OUTPUT_FORMAT,
+                    voice_settings=self.voice_settings.to_sdk(),
+                    request_options=NO_RETRIES,
+                )
             )
-        )
-        speech = _timestamped_speech(answer)
-        alignment = speech.alignment or speech.normalized_alignment
-        if alignment is None:
-            raise ApiFailureError("unexpected response: no character alignment", provider=PROVIDER)
-        try:
-            audio = base64.b64decode(speech.audio_base64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ApiFailureError(f"unexpected response: audio_base64 is not base64 ({exc})", provider=PROVIDER) from exc
+            speech = _timestamped_speech(answer)
+            alignment = speech.alignment or speech.normalized_alignment
+            if alignment is None:
+                raise ApiFailureError("unexpected response: no character alignment", provider=PROVIDER)
+            try:
+                audio = base64.b64decode(speech.audio_base64, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ApiFailureError(f"unexpected response: audio_base64 is not base64 ({exc})", provider=PROVIDER) from exc
         path = request.out_path.with_suffix(".mp3")
         atomic_write_bytes(path, _checked_mp3(audio))
+        note.unlink(missing_ok=True)
         return NarrationResult(
             path=path,
             duration_s=max(alignment.character_end_times_seconds),
             words=words_from_alignment(alignment),
-            cost=self.pricing.narration_cost(len(request.text)),
+            cost=self.pricing.narration_cost(len(request.text)),  # paid once, by whichever process asked
         )
+
+    def _made_before(self, note: Path, voice_id: str, model_id: str, text: str) -> tuple[bytes, CharacterAlignment] | None:
+        """The speech an earlier request for this text made, from the account's history, when that
+        request was noted and never answered here; None when there is none (or the history cannot
+        be read: a key without history access), and the speech is asked for again."""
+        asked = SpeechAsked.load(note) if note.is_file() else None
+        if asked is None or not asked.matches(voice_id, model_id, text):
+            return None
+        try:
+            page = _call(lambda: self._client.history.list(
+                voice_id=voice_id, model_id=model_id, source="TTS", page_size=HISTORY_PAGE,
+                date_after_unix=asked.at_unix - HISTORY_SLACK_S, request_options=NO_RETRIES,
+            ))
+            item = next((h for h in page.history if h.text == text and h.alignments is not None), None)
+            if item is None:
+                log.info("ElevenLabs' history has no speech for the narration asked at %s; asking again", asked.at_unix)
+                return None
+            audio = _call(lambda: b"".join(self._client.history.get_audio(item.history_item_id,
+                                                                          request_options=NO_RETRIES)))
+            alignment = CharacterAlignment.model_validate(item.alignments.alignment.model_dump())
+        except (ProviderError, ValidationError) as exc:
+            log.warning("could not read ElevenLabs' history for an unanswered narration (%s); asking again", exc)
+            return None
+        log.info("narration found in ElevenLabs' history (%s), made for an earlier request: not paid for again",
+                 item.history_item_id)
+        return audio, alignment
 
 
 def _timestamped_speech(answer: Any) -> TimestampedSpeech:
@@ -375,6 +455,7 @@ __all__ = [
     "ElevenLabsPricing",
     "ElevenLabsSoundDesigner",
     "ElevenLabsVoiceSettings",
+    "SpeechAsked",
     "classify_api_error",
     "create_narration",
     "create_sound",
