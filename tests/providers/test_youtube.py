@@ -312,6 +312,20 @@ def test_a_publish_killed_mid_file_carries_on_in_a_new_process_from_youtubes_off
     assert UploadSession.load(request.resume_path).video_id == VIDEO_ID
 
 
+def test_a_publish_killed_during_its_first_chunk_carries_on_too(channel, files, tmp_path, quota):
+    """The session URI is kept as soon as YouTube gives it, before a byte is sent."""
+    request = resumable_request(files, tmp_path)
+    with pytest.raises(Killed):
+        publisher(channel, RecordingHttp([INITIATED, ({"status": "0"}, Killed())]), quota).publish(request)
+    assert UploadSession.load(request.resume_path).upload_uri == SESSION
+
+    http = RecordingHttp([({"status": "308"}, ""), *happy_sequence()[1:]])  # YouTube holds nothing yet
+    assert publisher(channel, http, quota).publish(request).video_id == VIDEO_ID
+    probe, first, *_ = http.request_sequence
+    assert content_range(probe) == f"bytes */{VIDEO_SIZE}" and content_range(first) == f"bytes 0-{CHUNK - 1}/{VIDEO_SIZE}"
+    assert quota.used("wild_frontiers", date(2026, 3, 10)) == 1650
+
+
 def test_a_file_youtube_already_holds_is_not_sent_again(channel, files, tmp_path, quota):
     """Killed after the last chunk went out but before its answer was read: the status check gets the video."""
     request = killed_after_the_first_chunk(channel, files, tmp_path, quota)

@@ -17,7 +17,7 @@ byte is sent: an upload that would overrun the channel's day is deferred to afte
 
 A process that dies mid-upload (a killed worker) loses nothing paid for: the publish keeps an
 `UploadSession` in the video's workspace (`PublishRequest.resume_path`), written when the quota is
-reserved and when YouTube opens the upload session. The next publish of the same file reserves
+reserved and when YouTube opens the upload session, before the first byte is sent. The next publish of the same file reserves
 nothing, asks the server how much of the file it holds (the documented status check) and sends the
 rest; once the video is up, only the thumbnail and captions are left. A session YouTube has forgotten (they last about a week)
 is a new upload, with its quota reserved again.
@@ -437,11 +437,11 @@ class YouTubePublisher:
         try:
             if session.upload_uri is not None:
                 response = self._carry_on(insert, session, request)
+            if response is None and insert.resumable_uri is None:
+                session.upload_uri = insert.resumable_uri = self._open_session(insert)
+                session.save(request.resume_path)  # before a byte is sent: a kill from here on carries on
             while response is None:
                 _, response = self._retrying("upload")(insert.next_chunk)
-                if session.upload_uri != insert.resumable_uri:  # YouTube opened the session: keep it
-                    session.upload_uri = insert.resumable_uri
-                    session.save(request.resume_path)
         except HttpError as e:
             raise self._http_error(e, "videos.insert") from e
         except _CONNECTION_ERRORS as e:
@@ -461,6 +461,27 @@ class YouTubePublisher:
             part="snippet,status", body=video_resource(request.metadata, chapters=self.channel.youtube.chapters),
             media_body=media,
         )
+
+    def _open_session(self, insert: Any) -> str:
+        """Step one of the resumable protocol on its own: the POST with the metadata and the file's type
+        and size, answered 200 with the session URI in Location. (googleapiclient's next_chunk opens
+        the session and sends the first chunk in one call, so a process killed during that chunk
+        would leave no URI to carry on from.)"""
+        from googleapiclient.errors import HttpError, ResumableUploadError
+
+        headers = {**insert.headers, "X-Upload-Content-Type": insert.resumable.mimetype(),
+                   "X-Upload-Content-Length": str(insert.resumable.size()), "content-length": str(insert.body_size)}
+
+        def ask() -> tuple[Any, bytes]:
+            resp, content = insert.http.request(insert.uri, method=insert.method, body=insert.body, headers=headers)
+            if int(resp.status) in RETRY_STATUSES:
+                raise HttpError(resp, content, uri=insert.uri)
+            return resp, content
+
+        resp, content = self._retrying("upload start")(ask)
+        if int(resp.status) != 200 or "location" not in resp:
+            raise ResumableUploadError(resp, content)
+        return str(resp["location"])
 
     def _carry_on(self, insert: Any, session: UploadSession, request: PublishRequest) -> dict[str, Any] | None:
         """Point `insert` at the session an earlier process opened, at the offset YouTube holds; the
