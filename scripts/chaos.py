@@ -34,6 +34,16 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   video goes on.
 * provider-429: Kling's createTask answers each clip 429 with Retry-After `--retry-after` s, then 503
   three times, then takes it (no stage wait: armed before the entries are queued).
+* quota: the channels' YouTube quota is spent for the day: videos.insert answers 403 quotaExceeded
+  until the day turns, `--quota-reset-s` s after the stack starts (the workers' quota day is moved
+  there with VIDGEN_YOUTUBE_QUOTA_RESET, the stand-in's refusals end then). Expected: each upload
+  deferred to the reset (card Error: Retriable, "upload deferred until ..."), a second run scheduled
+  then, which publishes; nothing made again. Recovered means exactly those two runs per video.
+
+A kill at Audio Generating or Uploading pins itself inside the step, which the stand-ins would
+otherwise answer in milliseconds: each speech is made (and billed, and in ElevenLabs' history) but
+its answer held, or each upload request held with 256 KiB of it kept, for `--hold-s` s or until the
+kill, which comes once every video has one in flight (the new worker's requests are not held).
 
 The paid steps retry after `--retry-delays` (VIDGEN_RETRY_DELAYS; the product's 1 min, 5 min, 15 min,
 1 h would make provider-429 half an hour). Printed per fault: what was injected when, each video's
@@ -60,7 +70,7 @@ Prints the load average at the start. Every process it started is stopped, also 
 failure. Exit status 0: no video lost, nothing paid twice, every video recovered without a person;
 1: not so; 2: the suite could not run (a stack did not start, Ctrl+C).
 
-    uv run python scripts/chaos.py [--faults kill9,sigterm,worker-down,prefect-restart,notion-down,notion-429,requeue-busy,provider-429,bad-script]
+    uv run python scripts/chaos.py [--faults kill9,sigterm,worker-down,prefect-restart,notion-down,notion-429,requeue-busy,provider-429,bad-script,quota]
         [--videos 3] [--scenes 1] [--stage "Videos Generating"] [--outage-s 120] [--worker-down-s 600] [--retry-after 120]
         [--timeout 900] [--sqlite] [--logs DIR]
 """
@@ -101,7 +111,8 @@ from vidgen.notion.ratelimit import RetryPolicy  # noqa: E402
 from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
 
 FAULT_NAMES = ("kill9", "sigterm", "worker-down", "prefect-restart", "notion-down", "notion-429", "requeue-busy",
-               "provider-429", "bad-script")
+               "provider-429", "bad-script", "quota")
+UPLOAD_KEEP_BYTES = 256 * 1024  # what the stand-in keeps of each upload request when uploads are held
 REAL_PROVIDERS = dict(script="gemini", images="gemini", clips="kling", narration="elevenlabs", sound="elevenlabs",
                       publisher="youtube")
 # Paid stand-in services whose requests do not say which video they are for, and the service whose
@@ -310,6 +321,7 @@ class Chaos:
         self.board: Board | None = None
         self.lifted_at: float | None = None
         self.unrecovered: dict[str, str] = {}  # page id -> why it does not count as recovered (fault's own check)
+        self.runs_per_video = 1  # produce-video runs a video recovered without a person has (a deferral adds one)
         self.since = datetime.now(timezone.utc)
 
     # --- helpers the faults use ---
@@ -362,6 +374,9 @@ class Chaos:
         if reached and stage is S.VIDEOS_GENERATING:
             clips = self.args.videos * self.args.scenes
             self.wait(lambda: len(self.paid_ok("kling-create")) >= clips, f"{clips} Kling tasks created", timeout_s=60)
+        if reached and stage.value in HELD:
+            self.wait(lambda: HELD[stage.value].in_flight(self), f"a held {HELD[stage.value].what} per video",
+                      timeout_s=120)
         self.say(f"at the stage: {self.statuses()}")
         return reached
 
@@ -424,7 +439,7 @@ class Chaos:
         runs = self.runs()
         done = [p for p in self.pages if self.board.status(p) == S.UPLOAD_COMPLETE]
         o.lost = len(self.pages) - len(done)
-        recovered = [p for p in done if len(runs[p]) == 1 and p not in self.unrecovered]
+        recovered = [p for p in done if len(runs[p]) == self.runs_per_video and p not in self.unrecovered]
         o.recovered = len(recovered)
         if done and not o.lost and self.lifted_at is not None:
             o.recover_s = max(self.board.first_seen[p][S.UPLOAD_COMPLETE] for p in done) - self.lifted_at
@@ -507,11 +522,67 @@ def kill9(chaos: Chaos) -> None:
     chaos.wait_stage()
     worker = chaos.bench.worker
     chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {chaos.statuses()}")
+    held = HELD.get(chaos.args.stage)
+    if held is not None:
+        chaos.note(f"in flight at the kill: {held.describe(chaos)}")
     os.killpg(worker.pid, signal.SIGKILL)
+    if held is not None:
+        held.release(chaos.standins.state)
     worker.wait(30)
     chaos.bench.worker = None
     chaos.start_worker()
     chaos.lifted("a new vidgen serve is ready")
+
+
+@dataclass(frozen=True)
+class Held:
+    """A step whose stand-in requests are held, so a kill lands while they are in flight."""
+
+    what: str
+    hold: Callable[[Any, float], None]  # (stand-in state, seconds)
+    release: Callable[[Any], None]
+    in_flight: Callable[[Chaos], bool]
+    describe: Callable[[Chaos], str]
+
+
+def _hold_uploads(state: Any, seconds: float) -> None:
+    state.upload_hold_s, state.upload_keep_bytes = seconds, UPLOAD_KEEP_BYTES
+
+
+def _release_uploads(state: Any) -> None:
+    state.upload_hold_s = 0.0
+
+
+def _hold_speech(state: Any, seconds: float) -> None:
+    state.speech_hold_s = seconds
+
+
+def _release_speech(state: Any) -> None:
+    state.speech_hold_s = 0.0
+
+
+def _uploads_open(chaos: Chaos) -> bool:
+    """As many uploads open as may run at once (the `youtube` tag's limit), none finished."""
+    from blocks.config import concurrency_config
+
+    sessions = dict(chaos.standins.state.sessions)
+    at_once = min(chaos.args.videos, concurrency_config().tags["youtube"])
+    return len(sessions) >= at_once and all(len(s.received) < s.total for s in sessions.values())
+
+
+def _speech_made(chaos: Chaos) -> bool:
+    return len(chaos.standins.state.speech_history) >= chaos.args.videos * chaos.args.scenes
+
+
+HELD: dict[str, Held] = {
+    S.UPLOADING.value: Held(
+        "upload", _hold_uploads, _release_uploads, _uploads_open,
+        lambda c: "; ".join(f"upload {len(s.received):,} of {s.total:,} bytes in"
+                            for s in dict(c.standins.state.sessions).values())),
+    S.AUDIO_GENERATING.value: Held(
+        "speech", _hold_speech, _release_speech, _speech_made,
+        lambda c: f"{len(c.standins.state.speech_history)} speech(es) made and billed, answers held"),
+}
 
 
 def stop_worker(chaos: Chaos) -> None:
@@ -730,12 +801,43 @@ def bad_script(chaos: Chaos) -> None:
         chaos.note(f"{title}: {len(asked)} script request(s), answered {' '.join(str(r.status) for r in asked)}")
 
 
+def quota_resets_at(args: argparse.Namespace) -> float:
+    """When the quota fault's day turns (epoch s), fixed when its stack starts."""
+    return time.time() + args.quota_reset_s
+
+
+def arm_quota(chaos: Chaos) -> None:
+    reset = float(os.environ["CHAOS_QUOTA_RESET_EPOCH"])
+    chaos.standins.state.quota_spent_until = reset
+    chaos.runs_per_video = 2
+    chaos.say(f"YouTube answers quotaExceeded for {reset - time.time():.0f} s, until the day turns at "
+              f"{os.environ['VIDGEN_YOUTUBE_QUOTA_RESET']} Pacific")
+
+
+def quota(chaos: Chaos) -> None:
+    """Every upload refused and deferred to the reset; lifted when the day turns. Printed: each card's
+    words while deferred, and the deferred runs scheduled."""
+    reset = chaos.standins.state.quota_spent_until
+    deferred = lambda p: chaos.board.status(p) == S.ERROR_RETRIABLE and "deferred" in (chaos.board.cards[p].error or "")  # noqa: E731
+    if chaos.wait(lambda: all(deferred(p) for p in chaos.pages) or time.time() >= reset, "every upload deferred"):
+        for page, title in chaos.pages.items():
+            card = chaos.board.cards.get(page)
+            if deferred(page):
+                chaos.note(f"{title}: {card.status}: {card.error[:240]}")
+            else:
+                chaos.unrecovered[page] = f"not deferred (card {card.status if card else '?'} when the day turned)"
+    chaos.note(f"uploads refused by the spent quota: {chaos.standins.state.quota_refusals}")
+    time.sleep(max(0.0, reset - time.time()))
+    chaos.lifted("the quota day turned")
+
+
 FAULTS: dict[str, Callable[[Chaos], None]] = {
     "kill9": kill9, "sigterm": sigterm, "worker-down": worker_down, "prefect-restart": prefect_restart,
     "notion-down": notion_down, "notion-429": notion_429, "requeue-busy": requeue_busy,
-    "provider-429": provider_429, "bad-script": bad_script,
+    "provider-429": provider_429, "bad-script": bad_script, "quota": quota,
 }
-BEFORE_QUEUE: dict[str, Callable[[Chaos], None]] = {"provider-429": arm_provider_faults, "bad-script": arm_bad_scripts}
+BEFORE_QUEUE: dict[str, Callable[[Chaos], None]] = {"provider-429": arm_provider_faults, "bad-script": arm_bad_scripts,
+                                                    "quota": arm_quota}
 
 
 def teardown(bench: Bench) -> None:
@@ -762,7 +864,7 @@ def setup_alerts(url: str) -> None:
 def planned_downtime(name: str, args: argparse.Namespace) -> float:
     """Seconds the fault keeps a part down on purpose; `--timeout` is for everything else."""
     return {"notion-down": args.outage_s, "worker-down": args.worker_down_s, "notion-429": args.throttle_s,
-            "prefect-restart": 2 * args.prefect_down_s + args.prefect_gap_s}.get(name, 0.0)
+            "prefect-restart": 2 * args.prefect_down_s + args.prefect_gap_s, "quota": args.quota_reset_s}.get(name, 0.0)
 
 
 def fault_label(name: str, stage: str) -> str:
@@ -784,6 +886,8 @@ def run_fault(name: str, args: argparse.Namespace) -> Outcome:
                   f"{args.scenes} scene(s), Kling holds each clip {args.clip_hold_s:g} s")
         standins = StandinServer(root / "standins").start()
         standins.state.kling_generating_s = args.clip_hold_s
+        if name == "kill9" and args.stage in HELD:  # pin the kill inside the step
+            HELD[args.stage].hold(standins.state, args.hold_s)
         alerts = AlertReceiver()
         alerts.server.start()
         chaos: Chaos | None = None
@@ -791,6 +895,13 @@ def run_fault(name: str, args: argparse.Namespace) -> Outcome:
             os.environ.update(provider_env(standins, root / "youtube-tokens", channel_ids))
             os.environ.pop("GOOGLE_API_KEY", None)
             os.environ["VIDGEN_RETRY_DELAYS"] = args.retry_delays
+            if name == "quota":  # the workers' quota day turns when the stand-in's refusals end
+                from zoneinfo import ZoneInfo
+
+                reset = quota_resets_at(args)
+                os.environ["CHAOS_QUOTA_RESET_EPOCH"] = str(reset)
+                os.environ["VIDGEN_YOUTUBE_QUOTA_RESET"] = (
+                    datetime.fromtimestamp(reset, ZoneInfo("America/Los_Angeles")).strftime("%H:%M:%S"))
             start_stack(bench, sqlite=args.sqlite)
             setup_alerts(alerts.url)
             chaos = Chaos(name, args, bench, standins, alerts, channel_ids)
@@ -907,6 +1018,11 @@ def main() -> int:
     parser.add_argument("--prefect-gap-s", type=float, default=15, help="prefect-restart: seconds between the restarts")
     parser.add_argument("--retry-after", type=float, default=120, help="provider-429: the 429's Retry-After (s)")
     parser.add_argument("--retry-delays", default="5,5,5,5", help="VIDGEN_RETRY_DELAYS of the workers (s, comma-separated)")
+    parser.add_argument("--quota-reset-s", type=float, default=300,
+                        help="quota: seconds from the stack's start to the quota day's turn")
+    parser.add_argument("--hold-s", type=float, default=600.0,
+                        help="a kill at Audio Generating / Uploading: seconds the stand-in holds each speech's answer "
+                             "/ upload request (or until the kill)")
     parser.add_argument("--clip-hold-s", type=float, default=30, help="seconds Kling keeps each clip generating")
     parser.add_argument("--poll-interval", type=int, default=5, help="the worker's Notion poll interval (s)")
     parser.add_argument("--alerts-grace-s", type=float, default=10, help="seconds alerts may still arrive after the videos")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 from collections import Counter
 from datetime import datetime
@@ -263,3 +264,70 @@ def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(st
     assert not new_requests, [f"{r.method} {r.path}" for r in new_requests]
     assert Counter(c["key"] for c in _workspace_calls(workspace)) == calls
     assert ledger.lines_for(entry.page_id) == lines
+
+
+@pytest.mark.timeout(600)
+def test_an_upload_over_a_spent_quota_is_deferred_to_the_reset_and_published_then(stack, standins, real_channel,
+                                                                                 monkeypatch):
+    """The channel's day of YouTube quota is spent (videos.insert answers 403 quotaExceeded): the run
+    ends with the card at Error: Retriable saying until when, holding no worker, and the run Prefect
+    starts at the reset publishes the video, paying for nothing else again. The reset is moved to
+    seconds away (VIDGEN_YOUTUBE_QUOTA_RESET, on the Pacific clock) in this process and the worker's
+    alike, and the stand-in's refusals end then."""
+    import threading
+    import time
+    from zoneinfo import ZoneInfo
+
+    from flows.produce_video import produce_video
+    from vidgen.statuses import PIPELINE, NotionStatus as S
+
+    gateway = fh.gateway()
+    entry = gateway.create_entry(title="Quota Day", channel=real_channel.notion_value,
+                                 topic="A river valley waking up at dawn", status=S.QUEUED)
+    gateway.update_entry(entry, status=S.PROCESSING)
+    stack.start_worker()  # serves produce-video, so the deferral can schedule a run of it
+    standins.state.quota_spent_until = float("inf")
+    reset_at: list[float] = []
+
+    def turn_the_day_soon() -> None:  # once the film is being put together, the day turns 30 s later
+        watcher = fh.gateway()
+        while not reset_at:
+            status = watcher.get_entry(entry.page_id).notion_status
+            if status in PIPELINE and PIPELINE.index(status) >= PIPELINE.index(S.ASSEMBLING_VIDEO):
+                at = float(int(time.time()) + 30)
+                monkeypatch.setenv("VIDGEN_YOUTUBE_QUOTA_RESET",
+                                   datetime.fromtimestamp(at, ZoneInfo("America/Los_Angeles")).strftime("%H:%M:%S"))
+                standins.state.quota_spent_until = at
+                reset_at.append(at)
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=turn_the_day_soon, daemon=True)
+    watcher.start()
+    produce_video(entry.page_id)
+    watcher.join(5)
+    assert reset_at, "the card never reached Assembling Video"
+    (refused,) = standins.seen("youtube-upload")
+    assert (refused.method, refused.status) == ("POST", 403), "the upload came after the moved reset"
+    deferred = gateway.get_entry(entry.page_id)
+    assert deferred.notion_status is S.ERROR_RETRIABLE, f"{deferred.status}: {deferred.error}"
+    assert "upload deferred until" in deferred.error and "will continue then" in deferred.error
+    later = fh.run_for(entry.page_id)
+    assert "deferred" in later.tags, later
+    assert abs(later.expected_start_time.timestamp() - reset_at[0]) < 1, (later.expected_start_time, reset_at)
+
+    # the worker that runs it keeps the same quota clock: restarted with it, as a deployment's env would be
+    stack.stop_worker()
+    stack.env["VIDGEN_YOUTUBE_QUOTA_RESET"] = os.environ["VIDGEN_YOUTUBE_QUOTA_RESET"]
+    stack.start_worker()
+    deadline = time.monotonic() + 240
+    while (card := gateway.get_entry(entry.page_id)).notion_status is not S.UPLOAD_COMPLETE:
+        assert time.monotonic() < deadline, f"never published after the reset: {card.status} {card.error}"
+        assert card.notion_status in (S.ERROR_RETRIABLE, S.QUEUED, *PIPELINE), f"{card.status}: {card.error}"
+        time.sleep(1)
+
+    uploads = [r for r in standins.seen("youtube-upload") if r.method == "POST"]
+    assert [r.status for r in uploads] == [403, 200] and uploads[1].at >= reset_at[0] - 1
+    for service in ("gemini", "kling-create", "elevenlabs-tts", "elevenlabs-sfx"):  # made once, before the deferral
+        assert len([r for r in standins.seen(service) if r.status < 400]) == (1 + SCENES if service == "gemini" else SCENES)
+    calls = Counter(c["key"] for c in _workspace_calls(Path(card.workspace)))
+    assert set(calls.values()) == {1}, calls
