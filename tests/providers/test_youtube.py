@@ -326,6 +326,25 @@ def test_a_publish_killed_during_its_first_chunk_carries_on_too(channel, files, 
     assert quota.used("wild_frontiers", date(2026, 3, 10)) == 1650
 
 
+def test_a_5xx_on_the_status_check_or_the_session_start_is_retried(channel, files, tmp_path, quota):
+    request = killed_after_the_first_chunk(channel, files, tmp_path, quota)
+    sleeps: list[float] = []
+    http = RecordingHttp([
+        google_error(503, "backendError"),
+        ({"status": "308", "range": f"bytes=0-{CHUNK - 1}"}, ""),
+        ({"status": "308", "range": f"bytes=0-{2 * CHUNK - 1}"}, ""),
+        ({"status": "200", "content-type": "application/json"}, video_json()),
+        THUMBNAIL_OK,
+    ])
+    assert publisher(channel, http, quota, sleeps).publish(request).video_id == VIDEO_ID
+    assert sleeps == [1.0] and [content_range(r) for r in http.request_sequence[:2]] == [f"bytes */{VIDEO_SIZE}"] * 2
+
+    http = RecordingHttp([google_error(502, "backendError"), *happy_sequence()])
+    sleeps = []
+    assert publisher(channel, http, quota, sleeps).publish(publish_request(files, tmp_path)).video_id == VIDEO_ID
+    assert sleeps == [1.0] and [r[1] for r in http.request_sequence[:2]] == ["POST", "POST"]
+
+
 def test_a_file_youtube_already_holds_is_not_sent_again(channel, files, tmp_path, quota):
     """Killed after the last chunk went out but before its answer was read: the status check gets the video."""
     request = killed_after_the_first_chunk(channel, files, tmp_path, quota)

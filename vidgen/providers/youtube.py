@@ -467,18 +467,12 @@ class YouTubePublisher:
         and size, answered 200 with the session URI in Location. (googleapiclient's next_chunk opens
         the session and sends the first chunk in one call, so a process killed during that chunk
         would leave no URI to carry on from.)"""
-        from googleapiclient.errors import HttpError, ResumableUploadError
+        from googleapiclient.errors import ResumableUploadError
 
         headers = {**insert.headers, "X-Upload-Content-Type": insert.resumable.mimetype(),
                    "X-Upload-Content-Length": str(insert.resumable.size()), "content-length": str(insert.body_size)}
-
-        def ask() -> tuple[Any, bytes]:
-            resp, content = insert.http.request(insert.uri, method=insert.method, body=insert.body, headers=headers)
-            if int(resp.status) in RETRY_STATUSES:
-                raise HttpError(resp, content, uri=insert.uri)
-            return resp, content
-
-        resp, content = self._retrying("upload start")(ask)
+        resp, content = self._send("upload start", insert.http, insert.uri, method=insert.method, body=insert.body,
+                                   headers=headers)
         if int(resp.status) != 200 or "location" not in resp:
             raise ResumableUploadError(resp, content)
         return str(resp["location"])
@@ -496,16 +490,8 @@ class YouTubePublisher:
 
         uri = str(session.upload_uri)
         size = insert.resumable.size()
-
-        def ask() -> tuple[Any, bytes]:
-            resp, content = insert.http.request(
-                uri, method="PUT", body=b"", headers={"Content-Range": f"bytes */{size}", "Content-Length": "0"}
-            )
-            if int(resp.status) in RETRY_STATUSES:
-                raise HttpError(resp, content, uri=uri)
-            return resp, content
-
-        resp, content = self._retrying("upload status check")(ask)
+        resp, content = self._send("upload status check", insert.http, uri, method="PUT", body=b"",
+                                   headers={"Content-Range": f"bytes */{size}", "Content-Length": "0"})
         status = int(resp.status)
         if status in (200, 201):
             log.info("YouTube already holds all of %s", request.video_path.name)
@@ -524,6 +510,18 @@ class YouTubePublisher:
             session.save(request.resume_path)
             return None
         raise HttpError(resp, content, uri=uri)
+
+    def _send(self, what: str, http: Any, uri: str, **request: Any) -> tuple[Any, bytes]:
+        """One request of the upload protocol made outside googleapiclient's own, retried like a chunk."""
+        from googleapiclient.errors import HttpError
+
+        def ask() -> tuple[Any, bytes]:
+            resp, content = http.request(uri, **request)
+            if int(resp.status) in RETRY_STATUSES:
+                raise HttpError(resp, content, uri=uri)
+            return resp, content
+
+        return self._retrying(what)(ask)
 
     def _set_thumbnail(self, service: Any, video_id: str, thumbnail: Path) -> str | None:
         """Set the custom thumbnail; the reason it was not set, or None. Its failure does not undo a
