@@ -21,7 +21,7 @@ import httpx
 from prefect import flow, get_run_logger, runtime, unmapped
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
-from prefect.states import Cancelled, Completed, Failed, State
+from prefect.states import Cancelled, Completed, Crashed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.automations import emit_card_error, emit_cost_threshold
@@ -143,6 +143,8 @@ def produce_video(page_id: str, channel_id: str | None = None) -> str | State:
             video.report(exc.notion_status, error=str(exc)[:1900], cost_usd=production.total_cost())
             raise
         except Exception as exc:
+            if prefect_unreachable(exc):
+                return crashed_by_prefect(video, exc)
             get_run_logger().exception("Unexpected failure making %s", brief.title)
             video.report(S.ERROR_MANUAL_REVIEW, error=failure_reason(exc, video.card.status)[:1900])
             raise
@@ -195,6 +197,31 @@ def given_up(entry: VideoEntry, restarts: int) -> State:
     return Failed(message=reason)
 
 
+def prefect_unreachable(exc: BaseException) -> bool:
+    """A call to Prefect's own API that found no server, after the client's retries (about 4 minutes)."""
+    return isinstance(exc, httpx.TransportError) and _to_prefect_api(exc)
+
+
+def _to_prefect_api(exc: httpx.HTTPError) -> bool:
+    try:
+        url = str(exc.request.url)
+    except RuntimeError:  # an httpx error raised outside a request
+        return False
+    api = PREFECT_API_URL.value() or ""
+    return bool(api) and url.startswith(api.rstrip("/"))
+
+
+def crashed_by_prefect(video: VideoRun, exc: BaseException) -> State:
+    """Prefect's server was gone longer than the client waits (a restart that took minutes): the video
+    did not fail, its orchestration did. The run ends Crashed, as when its worker dies, so the
+    crash-restart automation runs it again (what it finished is served from its persisted results and
+    the workspace, nothing is paid twice); the card keeps its status rather than show an error for a
+    run that is about to go on. Within VIDGEN_MAX_RUN_RESTARTS, like any crash."""
+    message = f"{failure_reason(exc, video.card.status)} at {video.card.status}; crashed so it is restarted"
+    get_run_logger().warning("%s: %s", video.brief.title, message)
+    return Crashed(message=message)
+
+
 def failure_reason(exc: BaseException, step: str) -> str:
     """The card's Error text for a failure: it names the service that failed, so a person knows where to look.
 
@@ -208,15 +235,12 @@ def failure_reason(exc: BaseException, step: str) -> str:
     if isinstance(exc, PrefectHTTPStatusError):
         return f"Prefect API error ({detail})"
     if isinstance(exc, httpx.HTTPError):
-        try:
-            url = str(exc.request.url)
-        except RuntimeError:  # an httpx error raised outside a request
-            url = ""
-        api = PREFECT_API_URL.value() or ""
-        if api and url.startswith(api.rstrip("/")):
+        if _to_prefect_api(exc):
             return f"Prefect API unreachable ({detail})" if isinstance(exc, httpx.TransportError) else f"Prefect API error ({detail})"
-        if url:
-            return f"HTTP request to {httpx.URL(url).host} failed at {step} ({detail})"
+        try:
+            return f"HTTP request to {exc.request.url.host} failed at {step} ({detail})"
+        except RuntimeError:  # an httpx error raised outside a request
+            pass
     return f"{step} failed: {detail}"
 
 

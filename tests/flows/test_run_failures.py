@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -124,3 +125,57 @@ def test_the_history_names_the_latest_crash_or_shutdown(monkeypatch):
     monkeypatch.setattr(prefect.client.orchestration, "get_client", lambda sync_client: Client())
     assert pv.restart_history("run-1") == "Its worker shut down; the next worker resumes it"
     assert pv.restart_history(None) == ""
+
+
+# --- Prefect's own server gone longer than its client waits -------------------------------------
+
+
+@pytest.fixture
+def making(monkeypatch):
+    """produce_video down to make_video, with make_video given; records card writes and alerts."""
+    from contextlib import contextmanager
+
+    seen = SimpleNamespace(cards=[], alerts=[])
+    entry = VideoEntry(page_id="p1", title="Otters", channel="Wild Frontiers", status=S.VIDEOS_GENERATING.value)
+    brief = SimpleNamespace(title="Otters", channel_id="wild_frontiers", page_id="p1")
+    monkeypatch.setattr(pv, "read_entry", lambda page_id: entry)
+    monkeypatch.setattr(pv, "restarts_so_far", lambda: 0)
+    monkeypatch.setattr(pv, "configured_channels", lambda path: {})
+    monkeypatch.setattr(pv, "channel_for_notion_value", lambda channels, value: SimpleNamespace(id="wild_frontiers"))
+
+    @contextmanager
+    def production(_brief):
+        yield SimpleNamespace(brief=brief, total_cost=lambda: 0.0)
+
+    monkeypatch.setattr(pv, "open_production", production)
+    monkeypatch.setattr(pv, "update_card", lambda card, status=None, round=1, **f: seen.cards.append((status, f)) or card)
+    monkeypatch.setattr(pv, "emit_card_error", lambda **kw: seen.alerts.append(kw))
+    monkeypatch.setattr(pv, "get_run_logger", lambda: logging.getLogger("produce-video"))
+
+    def run(failure: BaseException):
+        def make_video(video):
+            raise failure
+
+        monkeypatch.setattr(pv, "make_video", make_video)
+        with temporary_settings({PREFECT_API_URL: API}):
+            return pv.produce_video.fn("p1")
+
+    seen.run = run
+    return seen
+
+
+def test_a_run_that_lost_prefects_server_for_good_ends_crashed_for_a_restart_not_at_an_error(making):
+    """A slot release that found no server after the client's retries (chaos: Prefect down 150 s
+    twice): the video did not fail, so the card shows no error and the crash-restart automation runs it again."""
+    state = making.run(_connect_error(f"{API}/v2/concurrency_limits/leases/release"))
+    assert state.is_crashed()
+    assert state.message == ("Prefect API unreachable (ConnectError: All connection attempts failed) at Videos "
+                             "Generating; crashed so it is restarted")
+    assert making.cards == [] and making.alerts == []
+
+
+def test_a_failure_elsewhere_still_goes_to_manual_review(making):
+    with pytest.raises(httpx.ConnectError):
+        making.run(_connect_error("http://10.0.0.9:9000/render"))
+    ((status, fields),) = making.cards
+    assert status is S.ERROR_MANUAL_REVIEW and fields["error"].startswith("HTTP request to 10.0.0.9 failed")
