@@ -40,10 +40,11 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   deferred to the reset (card Error: Retriable, "upload deferred until ..."), a second run scheduled
   then, which publishes; nothing made again. Recovered means exactly those two runs per video.
 
-A kill at Audio Generating or Uploading pins itself inside the step, which the stand-ins would
-otherwise answer in milliseconds: each speech is made (and billed, and in ElevenLabs' history) but
-its answer held, or each upload request held with 256 KiB of it kept, for `--hold-s` s or until the
-kill, which comes once every video has one in flight (the new worker's requests are not held).
+A kill at Assets Generating, Audio Generating, SFX Generating or Uploading pins itself inside the
+step, which the stand-ins would otherwise answer in milliseconds: each image, speech or sound effect
+is made and billed (a speech is in ElevenLabs' history) but its answer held, or each upload request
+held with 256 KiB of it kept, for `--hold-s` s or until the kill, which comes once every video has
+one in flight (the new worker's requests are not held).
 
 The paid steps retry after `--retry-delays` (VIDGEN_RETRY_DELAYS; the product's 1 min, 5 min, 15 min,
 1 h would make provider-429 half an hour). Printed per fault: what was injected when, each video's
@@ -375,7 +376,7 @@ class Chaos:
             clips = self.args.videos * self.args.scenes
             self.wait(lambda: len(self.paid_ok("kling-create")) >= clips, f"{clips} Kling tasks created", timeout_s=60)
         if reached and stage.value in HELD:
-            self.wait(lambda: HELD[stage.value].in_flight(self), f"a held {HELD[stage.value].what} per video",
+            self.wait(lambda: HELD[stage.value].in_flight(self), f"{HELD[stage.value].service} answers held",
                       timeout_s=120)
         self.say(f"at the stage: {self.statuses()}")
         return reached
@@ -526,8 +527,7 @@ def kill9(chaos: Chaos) -> None:
     if held is not None:
         chaos.note(f"in flight at the kill: {held.describe(chaos)}")
     os.killpg(worker.pid, signal.SIGKILL)
-    if held is not None:
-        held.release(chaos.standins.state)
+    chaos.standins.state.release()
     worker.wait(30)
     chaos.bench.worker = None
     chaos.start_worker()
@@ -536,52 +536,37 @@ def kill9(chaos: Chaos) -> None:
 
 @dataclass(frozen=True)
 class Held:
-    """A step whose stand-in requests are held, so a kill lands while they are in flight."""
+    """A step whose paid answers the stand-ins hold, so a kill lands while they are billed and unanswered."""
 
-    what: str
-    hold: Callable[[Any, float], None]  # (stand-in state, seconds)
-    release: Callable[[Any], None]
-    in_flight: Callable[[Chaos], bool]
-    describe: Callable[[Chaos], str]
+    service: str  # as the stand-ins name it
 
+    def hold(self, state: Any, seconds: float) -> None:
+        state.holds[self.service] = seconds
+        if self.service == "youtube-upload":
+            state.upload_keep_bytes = UPLOAD_KEEP_BYTES
 
-def _hold_uploads(state: Any, seconds: float) -> None:
-    state.upload_hold_s, state.upload_keep_bytes = seconds, UPLOAD_KEEP_BYTES
+    def in_flight(self, chaos: Chaos) -> bool:
+        """As many answers held as may be asked for at once: one per scene, uploads up to the `youtube` limit."""
+        from blocks.config import concurrency_config
 
+        wanted = chaos.args.videos * chaos.args.scenes
+        if self.service == "youtube-upload":
+            wanted = min(chaos.args.videos, concurrency_config().tags["youtube"])
+        return chaos.standins.state.holding[self.service] >= wanted
 
-def _release_uploads(state: Any) -> None:
-    state.upload_hold_s = 0.0
-
-
-def _hold_speech(state: Any, seconds: float) -> None:
-    state.speech_hold_s = seconds
-
-
-def _release_speech(state: Any) -> None:
-    state.speech_hold_s = 0.0
-
-
-def _uploads_open(chaos: Chaos) -> bool:
-    """As many uploads open as may run at once (the `youtube` tag's limit), none finished."""
-    from blocks.config import concurrency_config
-
-    sessions = dict(chaos.standins.state.sessions)
-    at_once = min(chaos.args.videos, concurrency_config().tags["youtube"])
-    return len(sessions) >= at_once and all(len(s.received) < s.total for s in sessions.values())
-
-
-def _speech_made(chaos: Chaos) -> bool:
-    return len(chaos.standins.state.speech_history) >= chaos.args.videos * chaos.args.scenes
+    def describe(self, chaos: Chaos) -> str:
+        state = chaos.standins.state
+        said = f"{state.holding[self.service]} {self.service} answer(s) held, the work done and billed"
+        if self.service == "youtube-upload":
+            said += ": " + "; ".join(f"{len(s.received):,} of {s.total:,} bytes in" for s in dict(state.sessions).values())
+        return said
 
 
 HELD: dict[str, Held] = {
-    S.UPLOADING.value: Held(
-        "upload", _hold_uploads, _release_uploads, _uploads_open,
-        lambda c: "; ".join(f"upload {len(s.received):,} of {s.total:,} bytes in"
-                            for s in dict(c.standins.state.sessions).values())),
-    S.AUDIO_GENERATING.value: Held(
-        "speech", _hold_speech, _release_speech, _speech_made,
-        lambda c: f"{len(c.standins.state.speech_history)} speech(es) made and billed, answers held"),
+    S.ASSETS_GENERATING.value: Held("gemini-image"),
+    S.AUDIO_GENERATING.value: Held("elevenlabs-tts"),
+    S.SFX_GENERATING.value: Held("elevenlabs-sfx"),
+    S.UPLOADING.value: Held("youtube-upload"),
 }
 
 
@@ -1021,8 +1006,8 @@ def main() -> int:
     parser.add_argument("--quota-reset-s", type=float, default=300,
                         help="quota: seconds from the stack's start to the quota day's turn")
     parser.add_argument("--hold-s", type=float, default=600.0,
-                        help="a kill at Audio Generating / Uploading: seconds the stand-in holds each speech's answer "
-                             "/ upload request (or until the kill)")
+                        help="a kill at Assets / Audio / SFX Generating or Uploading: seconds the stand-ins hold each "
+                             "answer of that step (or until the kill)")
     parser.add_argument("--clip-hold-s", type=float, default=30, help="seconds Kling keeps each clip generating")
     parser.add_argument("--poll-interval", type=int, default=5, help="the worker's Notion poll interval (s)")
     parser.add_argument("--alerts-grace-s", type=float, default=10, help="seconds alerts may still arrive after the videos")

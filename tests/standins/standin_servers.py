@@ -34,10 +34,10 @@ Fault switches on `StandinState` (off by default; scripts/chaos.py turns them on
 stays `generating` for at least `kling_generating_s`; createTask answers each new start frame
 with `kling_create_faults` (status, Retry-After) before it takes the task; `script_faults`
 (video title -> one of `BAD_SCRIPTS`) spoils the first script Gemini writes for that title, a
-model's mistake the product must repair or ask again for; `speech_hold_s` holds each speech's
-answer after it is made (and in the history), so a kill lands while one is paid for and unanswered;
-`upload_hold_s` and `upload_keep_bytes`
-slow an upload to many held chunks, so a kill lands mid-file; and until `quota_spent_until`
+model's mistake the product must repair or ask again for; `holds` (service -> seconds, or until
+`release`) holds each answer of a paid service after its work is done and billed (a speech is in the
+history by then), so a kill lands while it is paid for and unanswered, with `upload_keep_bytes`
+keeping part of each held upload request, so a kill lands mid-file; and until `quota_spent_until`
 videos.insert answers 403 quotaExceeded, a channel's spent day.
 """
 
@@ -54,6 +54,8 @@ import mimetypes
 import re
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,18 +350,46 @@ class StandinState:
         self.kling_create_faults: list[tuple[int, float | None]] = []
         self.create_attempts: dict[str, int] = {}  # image_url -> createTask requests seen for it
         self.script_faults: dict[str, str] = {}  # video title -> BAD_SCRIPTS kind of its first script (then off)
-        # YouTube's upload: seconds each chunk PUT is held (or until this is set to 0), and at most how
-        # many of its bytes are kept (0: all). The protocol lets a server keep part of a chunk (308 with a shorter Range), so a small
-        # keep makes one file many requests, and a held upload can be caught mid-file.
-        self.upload_hold_s = 0.0
+        # Paid services whose answers are held after the work is done: service (as in SERVICES) -> seconds,
+        # until `release`; `holding` counts the answers being held now.
+        self.holds: dict[str, float] = {}
+        self.holding: Counter[str] = Counter()
+        # At most how many bytes of an upload request are kept (0: all). The protocol lets a server keep
+        # part of a chunk (308 with a shorter Range), so a held upload can be caught mid-file.
         self.upload_keep_bytes = 0
-        # ElevenLabs: seconds each speech's answer is held after it is made (or until this is set to 0).
-        self.speech_hold_s = 0.0
         self.speech_history: list[dict[str, Any]] = []  # every speech made, oldest first, as GET /v1/history lists it
         self.speech_audio: dict[str, bytes] = {}  # history_item_id -> its MP3
         # Until this time (epoch s), videos.insert answers 403 quotaExceeded: the channel's day is spent.
         self.quota_spent_until = 0.0
         self.quota_refusals = 0
+
+    def release(self, service: str | None = None) -> None:
+        """Stop holding `service`'s answers (every service's when None), the held ones included."""
+        with self.lock:
+            for name in [service] if service else list(self.holds):
+                self.holds.pop(name, None)
+
+    def _held(self, service: str) -> Iterator[float]:
+        """Yields a short pause while `service`'s answer is to be held."""
+        until = time.monotonic() + self.holds.get(service, 0.0)
+        if service not in self.holds:
+            return
+        with self.lock:
+            self.holding[service] += 1
+        try:
+            while service in self.holds and time.monotonic() < until:
+                yield 0.05
+        finally:
+            with self.lock:
+                self.holding[service] -= 1
+
+    def hold(self, service: str) -> None:
+        for pause in self._held(service):
+            time.sleep(pause)
+
+    async def hold_async(self, service: str) -> None:
+        for pause in self._held(service):
+            await asyncio.sleep(pause)
 
     def next_id(self) -> int:
         with self.lock:
@@ -409,7 +439,9 @@ def create_app(state: StandinState) -> FastAPI:
         tokens = max(1, len(prompt) // 4)
         config = payload.get("generationConfig") or {}
         if "IMAGE" in (config.get("responseModalities") or []):
-            return gemini_image_answer(media.gemini_png(int(config.get("seed") or 0)), tokens)
+            image = media.gemini_png(int(config.get("seed") or 0))
+            state.hold("gemini-image")  # made and billed; the answer waits
+            return gemini_image_answer(image, tokens)
         if config.get("responseMimeType") == "application/json":
             document = script_document(prompt)
             with state.lock:
@@ -547,9 +579,7 @@ def create_app(state: StandinState) -> FastAPI:
                 "alignments": {"alignment": alignment, "normalized_alignment": alignment},
                 "output_format": "mp3_44100_128",
             })
-        held_until = time.monotonic() + state.speech_hold_s
-        while state.speech_hold_s and time.monotonic() < held_until:  # made and paid for; the answer waits
-            time.sleep(0.05)
+        state.hold("elevenlabs-tts")  # made, billed and in the history; the answer waits
         return {"audio_base64": base64.b64encode(audio).decode(), "alignment": alignment, "normalized_alignment": alignment}
 
     @app.get("/v1/history")
@@ -581,7 +611,9 @@ def create_app(state: StandinState) -> FastAPI:
         seconds = float(payload.get("duration_seconds") or 5.0)
         if not 0.5 <= seconds <= 30:
             return elevenlabs_error(422, "invalid_duration", "duration_seconds must be within 0.5-30")
-        return Response(media.sound_effect_mp3(seconds, seed=state.next_id()), media_type="audio/mpeg")
+        sound = media.sound_effect_mp3(seconds, seed=state.next_id())
+        state.hold("elevenlabs-sfx")  # made and billed; the answer waits
+        return Response(sound, media_type="audio/mpeg")
 
     # --- YouTube ---------------------------------------------------------------------------------
     def youtube_authorised(request: Request) -> bool:
@@ -613,9 +645,8 @@ def create_app(state: StandinState) -> FastAPI:
             return youtube_error(404, "notFound", "upload session not found")
         data = await request.body()
         content_range = request.headers.get("content-range", "")
-        held_until = time.monotonic() + state.upload_hold_s
-        while data and state.upload_hold_s and time.monotonic() < held_until:  # setting it to 0 lets go
-            await asyncio.sleep(0.05)
+        if data:
+            await state.hold_async("youtube-upload")
         if state.upload_keep_bytes:
             data = data[: state.upload_keep_bytes]
         if m := re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range):

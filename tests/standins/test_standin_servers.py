@@ -141,7 +141,7 @@ def test_a_worker_killed_mid_upload_costs_no_second_upload(standins, channel, re
         resume_path=tmp_path / "workspace" / "publish.json",
     )
     (tmp_path / "request.json").write_text(request.model_dump_json())
-    standins.state.upload_hold_s, standins.state.upload_keep_bytes = 0.3, 100_000
+    standins.state.holds["youtube-upload"], standins.state.upload_keep_bytes = 0.3, 100_000
     before = len(standins.requests)
     try:
         worker = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISH, str(repo_root / "channels" / "wild_frontiers.yaml"),
@@ -160,7 +160,8 @@ def test_a_worker_killed_mid_upload_costs_no_second_upload(standins, channel, re
                                      quota=QuotaLedger(create_engine(f"sqlite:///{tmp_path / 'quota.sqlite'}")))
         result = publisher.publish(request)
     finally:
-        standins.state.upload_hold_s, standins.state.upload_keep_bytes = 0.0, 0
+        standins.state.release("youtube-upload")
+        standins.state.upload_keep_bytes = 0
 
     upload = [r for r in standins.requests[before:] if r.service == "youtube-upload"]
     assert [r.method for r in upload].count("POST") == 1
@@ -193,7 +194,7 @@ def test_a_worker_killed_while_its_speech_is_made_gets_it_from_the_history(stand
                                voice=VoiceSpec(elevenlabs_voice_id="standin-voice"),
                                out_path=tmp_path / "audio" / "narration_00.wav")
     (tmp_path / "request.json").write_text(request.model_dump_json())
-    standins.state.speech_hold_s = 60.0
+    standins.state.holds["elevenlabs-tts"] = 60.0
     before = len(standins.requests)
     try:
         worker = subprocess.Popen([sys.executable, "-c", KILLED_NARRATION, str(repo_root / "channels" / "wild_frontiers.yaml"),
@@ -206,7 +207,7 @@ def test_a_worker_killed_while_its_speech_is_made_gets_it_from_the_history(stand
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
     finally:
-        standins.state.speech_hold_s = 0.0
+        standins.state.release("elevenlabs-tts")
 
     narrator = registry.build("narration", "elevenlabs", settings_for(standins, standins.keys), channel)
     result = narrator.narrate(request)
