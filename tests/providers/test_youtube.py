@@ -345,6 +345,19 @@ def test_a_5xx_on_the_status_check_or_the_session_start_is_retried(channel, file
     assert sleeps == [1.0] and [r[1] for r in http.request_sequence[:2]] == ["POST", "POST"]
 
 
+def test_a_publish_killed_before_youtube_answered_the_start_reserves_nothing_again_that_day(channel, files, tmp_path,
+                                                                                               quota):
+    request = resumable_request(files, tmp_path)
+    with pytest.raises(Killed):
+        publisher(channel, RecordingHttp([({"status": "0"}, Killed())]), quota).publish(request)
+    assert UploadSession.load(request.resume_path).upload_uri is None
+
+    http = RecordingHttp(happy_sequence())
+    assert publisher(channel, http, quota).publish(request).video_id == VIDEO_ID
+    assert http.request_sequence[0][1] == "POST"
+    assert quota.used("wild_frontiers", date(2026, 3, 10)) == 1650
+
+
 def test_a_file_youtube_already_holds_is_not_sent_again(channel, files, tmp_path, quota):
     """Killed after the last chunk went out but before its answer was read: the status check gets the video."""
     request = killed_after_the_first_chunk(channel, files, tmp_path, quota)
