@@ -198,7 +198,8 @@ def given_up(entry: VideoEntry, restarts: int) -> State:
 
 
 def prefect_unreachable(exc: BaseException) -> bool:
-    """A call to Prefect's own API that found no server, after the client's retries (about 4 minutes)."""
+    """A call to Prefect's own API that found no server, after the client's retries
+    (PREFECT_CLIENT_MAX_RETRIES; a slot release gave up about 150 s into an outage in scripts/chaos.py)."""
     return isinstance(exc, httpx.TransportError) and _to_prefect_api(exc)
 
 
@@ -238,9 +239,11 @@ def failure_reason(exc: BaseException, step: str) -> str:
         if _to_prefect_api(exc):
             return f"Prefect API unreachable ({detail})" if isinstance(exc, httpx.TransportError) else f"Prefect API error ({detail})"
         try:
-            return f"HTTP request to {exc.request.url.host} failed at {step} ({detail})"
+            host = exc.request.url.host
         except RuntimeError:  # an httpx error raised outside a request
-            pass
+            host = ""
+        if host:
+            return f"HTTP request to {host} failed at {step} ({detail})"
     return f"{step} failed: {detail}"
 
 

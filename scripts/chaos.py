@@ -786,13 +786,18 @@ def bad_script(chaos: Chaos) -> None:
         chaos.note(f"{title}: {len(asked)} script request(s), answered {' '.join(str(r.status) for r in asked)}")
 
 
-def quota_resets_at(args: argparse.Namespace) -> float:
-    """When the quota fault's day turns (epoch s), fixed when its stack starts."""
-    return time.time() + args.quota_reset_s
+def move_quota_reset(seconds: float) -> None:
+    """Turn the workers' quota day `seconds` from now (VIDGEN_YOUTUBE_QUOTA_RESET, before they start)."""
+    from vidgen.providers.youtube import PACIFIC, QUOTA_RESET_ENV
+
+    os.environ[QUOTA_RESET_ENV] = datetime.fromtimestamp(time.time() + seconds, PACIFIC).strftime("%H:%M:%S")
 
 
 def arm_quota(chaos: Chaos) -> None:
-    reset = float(os.environ["CHAOS_QUOTA_RESET_EPOCH"])
+    """The stand-in refuses uploads until the reset the workers compute from the moved time."""
+    from vidgen.providers.youtube import seconds_until_quota_reset
+
+    reset = time.time() + seconds_until_quota_reset(datetime.now(timezone.utc))
     chaos.standins.state.quota_spent_until = reset
     chaos.runs_per_video = 2
     chaos.say(f"YouTube answers quotaExceeded for {reset - time.time():.0f} s, until the day turns at "
@@ -880,13 +885,8 @@ def run_fault(name: str, args: argparse.Namespace) -> Outcome:
             os.environ.update(provider_env(standins, root / "youtube-tokens", channel_ids))
             os.environ.pop("GOOGLE_API_KEY", None)
             os.environ["VIDGEN_RETRY_DELAYS"] = args.retry_delays
-            if name == "quota":  # the workers' quota day turns when the stand-in's refusals end
-                from zoneinfo import ZoneInfo
-
-                reset = quota_resets_at(args)
-                os.environ["CHAOS_QUOTA_RESET_EPOCH"] = str(reset)
-                os.environ["VIDGEN_YOUTUBE_QUOTA_RESET"] = (
-                    datetime.fromtimestamp(reset, ZoneInfo("America/Los_Angeles")).strftime("%H:%M:%S"))
+            if name == "quota":
+                move_quota_reset(args.quota_reset_s)
             start_stack(bench, sqlite=args.sqlite)
             setup_alerts(alerts.url)
             chaos = Chaos(name, args, bench, standins, alerts, channel_ids)

@@ -276,9 +276,9 @@ def test_an_upload_over_a_spent_quota_is_deferred_to_the_reset_and_published_the
     alike, and the stand-in's refusals end then."""
     import threading
     import time
-    from zoneinfo import ZoneInfo
 
     from flows.produce_video import produce_video
+    from vidgen.providers.youtube import PACIFIC, QUOTA_RESET_ENV
     from vidgen.statuses import PIPELINE, NotionStatus as S
 
     gateway = fh.gateway()
@@ -295,8 +295,7 @@ def test_an_upload_over_a_spent_quota_is_deferred_to_the_reset_and_published_the
             status = watcher.get_entry(entry.page_id).notion_status
             if status in PIPELINE and PIPELINE.index(status) >= PIPELINE.index(S.ASSEMBLING_VIDEO):
                 at = float(int(time.time()) + 30)
-                monkeypatch.setenv("VIDGEN_YOUTUBE_QUOTA_RESET",
-                                   datetime.fromtimestamp(at, ZoneInfo("America/Los_Angeles")).strftime("%H:%M:%S"))
+                monkeypatch.setenv(QUOTA_RESET_ENV, datetime.fromtimestamp(at, PACIFIC).strftime("%H:%M:%S"))
                 standins.state.quota_spent_until = at
                 reset_at.append(at)
             time.sleep(0.1)
@@ -317,7 +316,7 @@ def test_an_upload_over_a_spent_quota_is_deferred_to_the_reset_and_published_the
 
     # the worker that runs it keeps the same quota clock: restarted with it, as a deployment's env would be
     stack.stop_worker()
-    stack.env["VIDGEN_YOUTUBE_QUOTA_RESET"] = os.environ["VIDGEN_YOUTUBE_QUOTA_RESET"]
+    stack.env[QUOTA_RESET_ENV] = os.environ[QUOTA_RESET_ENV]
     stack.start_worker()
     deadline = time.monotonic() + 240
     while (card := gateway.get_entry(entry.page_id)).notion_status is not S.UPLOAD_COMPLETE:

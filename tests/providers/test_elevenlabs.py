@@ -42,6 +42,7 @@ from vidgen.providers.base import NarrationRequest, Narrator, SoundDesigner, Sou
 from vidgen.providers.registry import build
 from vidgen.providers.settings import ProviderSettings
 from vidgen.statuses import NotionStatus
+from vidgen.workspace import fingerprint
 
 API_KEY = "test-elevenlabs-key"
 VOICE_ID = "JBFqnCBsd6RMkjVDRZzb"
@@ -427,7 +428,7 @@ def test_speech_a_dead_process_paid_for_is_fetched_from_the_history_not_made_aga
     request = killed_mid_speech(api, narrator, tmp_path)
     note = elevenlabs.SpeechAsked.path_for(request.out_path)
     asked = elevenlabs.SpeechAsked.load(note)
-    assert asked is not None and asked.voice_id == VOICE_ID
+    assert asked is not None and asked.request == fingerprint(VOICE_ID, "eleven_multilingual_v2", TEXT)
     other = history_item("Another scene's words.", voice_id=VOICE_ID, model_id="eleven_multilingual_v2",
                          date_unix=asked.at_unix + 1, history_item_id="other")
     made = history_item(TEXT, voice_id=VOICE_ID, model_id="eleven_multilingual_v2", date_unix=asked.at_unix + 2)
@@ -471,8 +472,8 @@ def test_a_narration_answered_looks_at_no_history(api, narrator, tmp_path, mp3):
     request = narration_request(tmp_path)
     note = elevenlabs.SpeechAsked.path_for(request.out_path)
     note.parent.mkdir(parents=True)
-    note.write_text(elevenlabs.SpeechAsked(at_unix=1, voice_id=VOICE_ID, model_id="eleven_multilingual_v2",
-                                           text_sha256="another text").model_dump_json())
+    other = fingerprint(VOICE_ID, "eleven_multilingual_v2", "another text")
+    note.write_text(elevenlabs.SpeechAsked(at_unix=1, request=other).model_dump_json())
     tts = api.post(TTS_PATH).mock(return_value=httpx.Response(200, json=with_timestamps_response(mp3, TEXT)))
     narrator.narrate(request)
     narrator.narrate(request)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -55,6 +54,7 @@ from vidgen.files import atomic_write_bytes, atomic_write_text
 from vidgen.models import Cost, WordTiming
 from vidgen.providers.base import NarrationRequest, NarrationResult, SoundRequest, SoundResult
 from vidgen.providers.settings import ProviderSettings
+from vidgen.workspace import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -243,24 +243,15 @@ def _checked_mp3(data: bytes) -> bytes:
 
 
 # --- speech asked for, and found again in the history -----------------------------------------
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 class SpeechAsked(BaseModel):
     """A speech request sent and not yet answered, noted beside its output file."""
 
     at_unix: int
-    voice_id: str
-    model_id: str
-    text_sha256: str
+    request: str  # fingerprint of the voice, model and text asked for
 
     @staticmethod
     def path_for(out_path: Path) -> Path:
         return out_path.with_name(f".{out_path.stem}.speech-asked.json")
-
-    def matches(self, voice_id: str, model_id: str, text: str) -> bool:
-        return (self.voice_id, self.model_id, self.text_sha256) == (voice_id, model_id, _sha256(text))
 
     @classmethod
     def load(cls, path: Path) -> SpeechAsked | None:
@@ -300,12 +291,11 @@ class ElevenLabsNarrator:
             raise InvalidInputError("no ElevenLabs voice id configured (voice.elevenlabs_voice_id)", provider=PROVIDER)
         model_id = request.voice.elevenlabs_model
         note = SpeechAsked.path_for(request.out_path)
-        found = self._made_before(note, voice_id, model_id, request.text)
+        asked = SpeechAsked(at_unix=int(time.time()), request=fingerprint(voice_id, model_id, request.text))
+        found = self._made_before(SpeechAsked.load(note), asked.request, voice_id, model_id, request.text)
         if found is not None:
             audio, alignment = found
         else:
-            asked = SpeechAsked(at_unix=int(time.time()), voice_id=voice_id, model_id=model_id,
-                                text_sha256=_sha256(request.text))
             atomic_write_text(note, asked.model_dump_json())
             answer = _call(
                 lambda: self._client.text_to_speech.convert_with_timestamps(
@@ -335,12 +325,12 @@ class ElevenLabsNarrator:
             cost=self.pricing.narration_cost(len(request.text)),  # paid once, by whichever process asked
         )
 
-    def _made_before(self, note: Path, voice_id: str, model_id: str, text: str) -> tuple[bytes, CharacterAlignment] | None:
+    def _made_before(self, asked: SpeechAsked | None, request: str, voice_id: str, model_id: str,
+                     text: str) -> tuple[bytes, CharacterAlignment] | None:
         """The speech an earlier request for this text made, from the account's history, when that
-        request was noted and never answered here; None when there is none (or the history cannot
-        be read: a key without history access), and the speech is asked for again."""
-        asked = SpeechAsked.load(note) if note.is_file() else None
-        if asked is None or not asked.matches(voice_id, model_id, text):
+        request (`asked`) was noted and never answered here; None when there is none (or the history
+        cannot be read: a key without history access), and the speech is asked for again."""
+        if asked is None or asked.request != request:
             return None
         try:
             page = _call(lambda: self._client.history.list(

@@ -17,10 +17,11 @@ byte is sent: an upload that would overrun the channel's day is deferred to afte
 
 A process that dies mid-upload (a killed worker) loses nothing paid for: the publish keeps an
 `UploadSession` in the video's workspace (`PublishRequest.resume_path`), written when the quota is
-reserved and when YouTube opens the upload session, before the first byte is sent. The next publish of the same file reserves
-nothing, asks the server how much of the file it holds (the documented status check) and sends the
-rest; once the video is up, only the thumbnail and captions are left. A session YouTube has forgotten (they last about a week)
-is a new upload, with its quota reserved again.
+reserved and when YouTube opens the upload session, before the first byte is sent. The next
+publish of the same file reserves nothing, asks the server how much of the file it holds (the
+documented status check) and sends the rest; once the video is up, only the thumbnail and captions
+are left. A session YouTube has forgotten (they last about a week) is a new upload, with its quota
+reserved again.
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ from zoneinfo import ZoneInfo
 
 import httplib2
 from sqlalchemy import Engine, create_engine
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
 from pydantic import BaseModel
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError, ProviderError, RetriableError, classify_http
@@ -96,7 +96,7 @@ def quota_day(now: datetime) -> date:
 
 
 def seconds_until_quota_reset(now: datetime) -> float:
-    """Seconds from `now` to the next reset (midnight Pacific, DST included)."""
+    """Seconds from `now` to the next reset (midnight Pacific unless moved, DST included)."""
     reset = datetime.combine(quota_day(now) + timedelta(days=1), quota_reset_time(), tzinfo=PACIFIC)
     return max(1.0, (reset.astimezone(timezone.utc) - now.astimezone(timezone.utc)).total_seconds())
 
