@@ -165,8 +165,10 @@ def test_a_worker_killed_mid_upload_costs_no_second_upload(standins, channel, re
 
     upload = [r for r in standins.requests[before:] if r.service == "youtube-upload"]
     assert [r.method for r in upload].count("POST") == 1
-    carried = [r for r in standins.requests[killed_at:] if r.service == "youtube-upload"]
-    assert carried[0].headers["content-range"] == "bytes */640000" and carried[0].status == 308
+    # the carried-on upload starts with the protocol's status check (the killed request may log late)
+    checks = [r for r in standins.requests[killed_at:]
+              if r.service == "youtube-upload" and r.headers.get("content-range", "").startswith("bytes */")]
+    assert checks and checks[0].headers["content-range"] == "bytes */640000" and checks[0].status == 308
     assert standins.uploaded_videos[result.video_id] == video.read_bytes()
     today = quota_day(datetime.now(timezone.utc))
     assert publisher.quota.used(channel.id, today) == result.cost.units == 1650  # upload + thumbnail, reserved once
@@ -212,10 +214,10 @@ def test_a_worker_killed_while_its_speech_is_made_gets_it_from_the_history(stand
     narrator = registry.build("narration", "elevenlabs", settings_for(standins, standins.keys), channel)
     result = narrator.narrate(request)
 
-    seen = standins.requests[before:]
-    assert [r.service for r in seen if r.service.startswith("elevenlabs")].count("elevenlabs-tts") == 1
-    assert [r.path for r in seen if r.service == "elevenlabs-history"][-1].endswith("/audio")
+    # one speech made for the text, the killed request's (the stand-in counts generations when they are
+    # made; its request log has a held request only once answered, which a dead client may never be)
     (made,) = [item for item in standins.state.speech_history if item["text"] == request.text]
+    assert [r.path for r in standins.requests[before:] if r.service == "elevenlabs-history"][-1].endswith("/audio")
     assert result.path.read_bytes() == standins.state.speech_audio[made["history_item_id"]]
     assert " ".join(w.word for w in result.words) == request.text
 
