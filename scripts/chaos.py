@@ -41,8 +41,9 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   then, which publishes; nothing made again. Recovered means exactly those two runs per video.
 
 A kill at Assets Generating, Audio Generating, SFX Generating or Uploading pins itself inside the
-step, which the stand-ins would otherwise answer in milliseconds: each image, speech or sound effect
-is made and billed (a speech is in ElevenLabs' history) but its answer held, or each upload request
+step, which the stand-ins would otherwise answer in milliseconds: each image or speech is made and
+billed (a speech is in ElevenLabs' history) but its answer held, each sound-effect task (KIE) made
+and billed but kept `generating`, or each upload request
 held with 256 KiB of it kept, for `--hold-s` s or until the kill, which comes once every video has
 one in flight (the new worker's requests are not held).
 
@@ -114,11 +115,12 @@ from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
 FAULT_NAMES = ("kill9", "sigterm", "worker-down", "prefect-restart", "notion-down", "notion-429", "requeue-busy",
                "provider-429", "bad-script", "quota")
 UPLOAD_KEEP_BYTES = 256 * 1024  # what the stand-in keeps of each upload request when uploads are held
-REAL_PROVIDERS = dict(script="gemini", images="gemini", clips="kling", narration="elevenlabs", sound="elevenlabs",
+REAL_PROVIDERS = dict(script="gemini", images="gemini", clips="kling", narration="elevenlabs", sound="kie",
                       publisher="youtube")
 # Paid stand-in services whose requests do not say which video they are for, and the service whose
 # distinct assets they follow one for one (a sound effect per narration, a thumbnail and captions per upload).
-FOLLOWS = {"elevenlabs-sfx": "elevenlabs-tts", "youtube-thumbnail": "youtube-upload", "youtube-captions": "youtube-upload"}
+FOLLOWS = {"elevenlabs-sfx": "elevenlabs-tts", "kie-sound": "elevenlabs-tts", "youtube-thumbnail": "youtube-upload",
+           "youtube-captions": "youtube-upload"}
 COLUMNS = ("fault", "videos", "lost", "regenerated paid assets", "recovered without a person", "time to recover",
            "alerts sent")
 
@@ -565,7 +567,7 @@ class Held:
 HELD: dict[str, Held] = {
     S.ASSETS_GENERATING.value: Held("gemini-image"),
     S.AUDIO_GENERATING.value: Held("elevenlabs-tts"),
-    S.SFX_GENERATING.value: Held("elevenlabs-sfx"),
+    S.SFX_GENERATING.value: Held("kie-sound"),
     S.UPLOADING.value: Held("youtube-upload"),
 }
 

@@ -18,7 +18,7 @@ ScriptProvider = Literal["local", "gemini"]
 ImageProvider = Literal["local", "gemini"]
 ClipProvider = Literal["local", "kling"]
 NarrationProvider = Literal["local", "elevenlabs"]
-SoundProvider = Literal["local", "elevenlabs"]
+SoundProvider = Literal["local", "elevenlabs", "kie"]
 PublisherProvider = Literal["local", "youtube"]
 
 

@@ -32,7 +32,7 @@ REAL_PROVIDERS = {
     "images": "gemini",
     "clips": "kling",
     "narration": "elevenlabs",
-    "sound": "elevenlabs",
+    "sound": "kie",
     "publisher": "youtube",
 }
 SCENES = 2
@@ -177,7 +177,8 @@ def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(st
     assert {r.json["input"]["duration"] for r in creates} == {"5"}
     tasks = {r.path.rsplit("/", 1)[1].removesuffix(".mp4") for r in downloads}
     assert len(tasks) == SCENES
-    assert Counter(r.query["taskId"] for r in polls) == Counter(dict.fromkeys(tasks, 2))  # generating, then success
+    clip_polls = Counter(r.query["taskId"] for r in polls if r.query["taskId"] in tasks)  # (sound tasks: below)
+    assert clip_polls == Counter(dict.fromkeys(tasks, 2))  # generating, then success
     assert not [r for r in downloads if "authorization" in r.headers], "the KIE key must not go to result hosts"
 
     # narration: one with-timestamps call per scene, the scene's text, the channel's voice and model
@@ -193,14 +194,17 @@ def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(st
     from vidgen.pipeline import SCENE_PADDING_S
     from vidgen.workspace import Workspace
 
-    sounds = standins.seen("elevenlabs-sfx")
+    sounds = standins.seen("kie-sound")  # ElevenLabs' sound-effect model as KIE market tasks
     assert len(sounds) == SCENES
-    assert {r.headers["xi-api-key"] for r in sounds} == {standins.keys.elevenlabs}
-    assert sorted(r.json["text"] for r in sounds) == sorted(s.sound_cue for s in scenes)
+    assert {r.headers["authorization"] for r in sounds} == {f"Bearer {standins.keys.kie}"}
+    assert sorted(r.json["input"]["text"] for r in sounds) == sorted(s.sound_cue for s in scenes)
     narrations = [e for e in Workspace(workspace).entries() if e.key.startswith("narration/")]
     narration_lengths = sorted(round(e.extra["duration_s"] + SCENE_PADDING_S, 2) for e in narrations)
     assert len(narrations) == SCENES
-    assert sorted(r.json["duration_seconds"] for r in sounds) == narration_lengths
+    assert sorted(r.json["input"]["duration_seconds"] for r in sounds) == narration_lengths
+    sound_files = standins.seen("kie-sound-download")
+    assert len(sound_files) == SCENES and not [r for r in sound_files if "authorization" in r.headers]
+    assert sorted(p.read_bytes() for p in (workspace / "sfx").glob("*.mp3")) == sorted(standins.state.sounds.values())
 
     # publish: a resumable upload of the final film with the channel's token, then the thumbnail
     (film,) = [e for e in Workspace(workspace).entries() if e.key == "final"]
@@ -326,7 +330,7 @@ def test_an_upload_over_a_spent_quota_is_deferred_to_the_reset_and_published_the
 
     uploads = [r for r in standins.seen("youtube-upload") if r.method == "POST"]
     assert [r.status for r in uploads] == [403, 200] and uploads[1].at >= reset_at[0] - 1
-    for service in ("gemini", "kling-create", "elevenlabs-tts", "elevenlabs-sfx"):  # made once, before the deferral
+    for service in ("gemini", "kling-create", "elevenlabs-tts", "kie-sound"):  # made once, before the deferral
         assert len([r for r in standins.seen(service) if r.status < 400]) == (1 + SCENES if service == "gemini" else SCENES)
     calls = Counter(c["key"] for c in _workspace_calls(Path(card.workspace)))
     assert set(calls.values()) == {1}, calls

@@ -13,6 +13,9 @@ googleapiclient — run end to end when the base URLs point here:
   -> `generating` on the first poll, then `success` with resultJson.resultUrls (a real H.264 MP4
   served here). https://docs.kie.ai/market/kling/v2-5-turbo-image-to-video-pro,
   https://docs.kie.ai/market/common/get-task-detail
+- ElevenLabs' sound effects via KIE.ai: the same createTask with model `elevenlabs/sound-effect-v2`
+  and input {text, loop, duration_seconds, prompt_influence, output_format} -> a task whose
+  resultUrls name an MP3 of the requested length. https://docs.kie.ai/market/elevenlabs/sound-effect-v2
 - ElevenLabs `POST /v1/text-to-speech/{voice_id}/with-timestamps` -> audio_base64 (real speech,
   MP3) + character alignment; `POST /v1/sound-generation` -> MP3 bytes of the requested length;
   `GET /v1/history` (each speech made, newest first, filtered by voice_id, model_id, source,
@@ -36,7 +39,8 @@ with `kling_create_faults` (status, Retry-After) before it takes the task; `scri
 (video title -> one of `BAD_SCRIPTS`) spoils the first script Gemini writes for that title, a
 model's mistake the product must repair or ask again for; `holds` (service -> seconds, or until
 `release`) holds each answer of a paid service after its work is done and billed (a speech is in the
-history by then), so a kill lands while it is paid for and unanswered, with `upload_keep_bytes`
+history by then; a KIE sound-effect task stays `generating`), so a kill lands while it is paid for
+and unanswered, with `upload_keep_bytes`
 keeping part of each held upload request, so a kill lands mid-file; and until `quota_spent_until`
 videos.insert answers 403 quotaExceeded, a channel's spent day.
 """
@@ -69,6 +73,8 @@ import standin_media as media
 from vidgen.loopback import LoopbackServer
 
 STANDIN_VIDEO_ID = "standin123"
+KLING_MODEL = "kling/v2-5-turbo-image-to-video-pro"
+KIE_SOUND_MODEL = "elevenlabs/sound-effect-v2"
 HEADERS_OF_INTEREST = (
     "authorization",
     "x-goog-api-key",
@@ -86,6 +92,7 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("/api/v1/jobs/createTask", "kling-create", True),
     ("/api/v1/jobs/recordInfo", "kling-poll", False),
     ("/kling-results/", "kling-download", False),
+    ("/kie-sound-results/", "kie-sound-download", False),
     ("/kie-files/", "kie-file", False),
     ("/v1/text-to-speech/", "elevenlabs-tts", True),
     ("/v1/sound-generation", "elevenlabs-sfx", True),
@@ -129,7 +136,10 @@ class SeenRequest:
 
     @property
     def service(self) -> str:
-        return service_of(self.path)[0]
+        name = service_of(self.path)[0]
+        if name == "kling-create" and isinstance(self.json, dict) and self.json.get("model") == KIE_SOUND_MODEL:
+            return "kie-sound"  # the same createTask, another market model
+        return name
 
     @property
     def paid(self) -> bool:
@@ -314,7 +324,8 @@ def gemini_image_answer(png: bytes, prompt_tokens: int) -> dict[str, Any]:
 @dataclass
 class _Task:
     task_id: str
-    duration: int
+    duration: float
+    model: str = KLING_MODEL
     polls: int = 0
     created: float = field(default_factory=time.monotonic)
     done: bool = False
@@ -342,6 +353,7 @@ class StandinState:
         self.thumbnails: dict[str, bytes] = {}
         self.captions: dict[str, tuple[str, bytes]] = {}  # video id -> (language, the multipart body)
         self.clips: dict[int, Path] = {}
+        self.sounds: dict[str, bytes] = {}  # sound task id -> its MP3, made (and billed) when the task is taken
         self._clip_lock = threading.Lock()  # not `lock`: making a clip takes seconds
         self._ids = itertools.count(1)
         # Fault switches (scripts/chaos.py): how long a Kling task stays `generating` at least, and
@@ -493,8 +505,10 @@ def create_app(state: StandinState) -> FastAPI:
     def create_task(request: Request, payload: dict[str, Any] = Body(...)) -> Any:
         if not kie_authorised(request):
             return kie_error(401, "You do not have access permissions")
+        if payload.get("model") == KIE_SOUND_MODEL:
+            return create_sound_task(payload.get("input") or {})
         task_input = payload.get("input") or {}
-        if payload.get("model") != "kling/v2-5-turbo-image-to-video-pro":
+        if payload.get("model") != KLING_MODEL:
             return kie_error(422, f"unknown model {payload.get('model')!r}")
         if not str(task_input.get("prompt", "")).strip():
             return kie_error(422, "input.prompt is required")
@@ -516,6 +530,24 @@ def create_app(state: StandinState) -> FastAPI:
             state.tasks[task.task_id] = task
         return {"code": 200, "msg": "success", "data": {"taskId": task.task_id}}
 
+    def create_sound_task(task_input: dict[str, Any]) -> Any:
+        """The sound is made (and billed) now; the task says `generating` while `kie-sound` is held."""
+        if not str(task_input.get("text", "")).strip():
+            return kie_error(422, "input.text is required")
+        seconds = float(task_input.get("duration_seconds") or 5.0)
+        if not 0.5 <= seconds <= 22:
+            return kie_error(422, "input.duration_seconds must be within 0.5-22")
+        if task_input.get("output_format", "mp3_44100_128") != "mp3_44100_128":
+            return kie_error(422, "the stand-in makes mp3_44100_128 only")
+        task = _Task(task_id=f"task_sfx_standin_{state.next_id()}", duration=seconds, model=KIE_SOUND_MODEL)
+        sound = media.sound_effect_mp3(seconds, seed=state.next_id())
+        with state.lock:
+            state.sounds[task.task_id] = sound
+            state.tasks[task.task_id] = task
+            if "kie-sound" in state.holds:
+                state.holding["kie-sound"] += 1
+        return {"code": 200, "msg": "success", "data": {"taskId": task.task_id}}
+
     @app.get("/api/v1/jobs/recordInfo")
     def record_info(request: Request, taskId: str = "") -> Any:  # noqa: N803 (KIE's parameter name)
         if not kie_authorised(request):
@@ -526,17 +558,27 @@ def create_app(state: StandinState) -> FastAPI:
                 task.polls += 1
         if task is None:
             return kie_error(404, f"task {taskId} not found")
-        done = task.done = task.done or (task.polls > 1 and time.monotonic() - task.created >= state.kling_generating_s)
-        results = ""
-        if done:
-            state.clip(task.duration)
-            results = json.dumps({"resultUrls": [f"{state.base_url}/kling-results/{task.task_id}.mp4"]})
+        if task.model == KIE_SOUND_MODEL:
+            with state.lock:
+                held = time.monotonic() - task.created < state.holds.get("kie-sound", -1.0)
+                if not task.done and not held:
+                    task.done = True
+                    state.holding["kie-sound"] = max(0, state.holding["kie-sound"] - 1)
+            done = task.done
+            result_url = f"{state.base_url}/kie-sound-results/{task.task_id}.mp3"
+        else:
+            done = task.done = task.done or (
+                task.polls > 1 and time.monotonic() - task.created >= state.kling_generating_s)
+            if done:
+                state.clip(int(task.duration))
+            result_url = f"{state.base_url}/kling-results/{task.task_id}.mp4"
+        results = json.dumps({"resultUrls": [result_url]}) if done else ""
         return {
             "code": 200,
             "message": "success",
             "data": {
                 "taskId": task.task_id,
-                "model": "kling/v2-5-turbo-image-to-video-pro",
+                "model": task.model,
                 "state": "success" if done else "generating",
                 "resultJson": results,
                 "failCode": "",
@@ -551,7 +593,14 @@ def create_app(state: StandinState) -> FastAPI:
         task = state.tasks.get(task_id)
         if task is None or not task.done:
             return Response(status_code=404)
-        return FileResponse(state.clip(task.duration), media_type="video/mp4")
+        return FileResponse(state.clip(int(task.duration)), media_type="video/mp4")
+
+    @app.get("/kie-sound-results/{task_id}.mp3")
+    def kie_sound_result(task_id: str) -> Any:
+        task = state.tasks.get(task_id)
+        if task is None or not task.done:
+            return Response(status_code=404)
+        return Response(state.sounds[task_id], media_type="audio/mpeg")
 
     # --- ElevenLabs ------------------------------------------------------------------------------
     def xi_authorised(request: Request) -> bool:

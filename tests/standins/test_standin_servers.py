@@ -70,13 +70,14 @@ def test_wrong_keys_get_each_services_auth_error(standins, channel, tmp_path: Pa
                                                           out_path=tmp_path / "n.wav")),
         "sound": lambda p: p.design(SoundRequest(cue="wind", duration_s=2, out_path=tmp_path / "s.wav")),
     }
-    names = {"script": "gemini", "images": "gemini", "clips": "kling", "narration": "elevenlabs", "sound": "elevenlabs"}
+    names = [("script", "gemini"), ("images", "gemini"), ("clips", "kling"), ("narration", "elevenlabs"),
+             ("sound", "elevenlabs"), ("sound", "kie")]
     before = len(standins.requests)
-    for step, call in calls.items():
+    for step, name in names:
         with pytest.raises(ApiFailureError, match="API key|unauthorized|invalid_api_key"):
-            call(registry.build(step, names[step], wrong, channel))
+            calls[step](registry.build(step, name, wrong, channel))
     refused = standins.requests[before:]
-    assert [r.status for r in refused] == [400, 400, 401, 401, 401]  # Gemini says 400 API_KEY_INVALID
+    assert [r.status for r in refused] == [400, 400, 401, 401, 401, 401]  # Gemini says 400 API_KEY_INVALID
     assert not list(tmp_path.glob("[icns].*")), "nothing is written for a refused call"
 
 
@@ -220,6 +221,54 @@ def test_a_worker_killed_while_its_speech_is_made_gets_it_from_the_history(stand
     assert [r.path for r in standins.requests[before:] if r.service == "elevenlabs-history"][-1].endswith("/audio")
     assert result.path.read_bytes() == standins.state.speech_audio[made["history_item_id"]]
     assert " ".join(w.word for w in result.words) == request.text
+
+
+KILLED_SOUND = """
+import sys
+from pathlib import Path
+from pydantic import SecretStr
+from vidgen.channels import load_channel
+from vidgen.providers import registry
+from vidgen.providers.base import SoundRequest
+from vidgen.providers.settings import ProviderSettings
+channel_yaml, key, url, request_json = sys.argv[1:5]
+settings = ProviderSettings(kie_api_key=SecretStr(key), kie_base_url=url)
+designer = registry.build("sound", "kie", settings, load_channel(Path(channel_yaml)))
+designer.client.first_poll_s = designer.client.max_poll_s = 0.2
+designer.design(SoundRequest.model_validate_json(Path(request_json).read_text()))
+"""
+
+
+def test_a_worker_killed_while_its_sound_effect_is_made_collects_the_same_task(standins, channel, repo_root, tmp_path):
+    """kill -9 while KIE makes (and bills) the sound effect: the next design of the same cue waits on
+    the task the killed process started, noted beside the output, and starts no second one."""
+    request = SoundRequest(cue="wind through a canyon", duration_s=3.0, out_path=tmp_path / "sfx" / "sfx_00.wav")
+    (tmp_path / "request.json").write_text(request.model_dump_json())
+    standins.state.holds["kie-sound"] = 60.0
+    before = len(standins.requests)
+    try:
+        worker = subprocess.Popen([sys.executable, "-c", KILLED_SOUND, str(repo_root / "channels" / "wild_frontiers.yaml"),
+                                   standins.keys.kie, standins.base_url, str(tmp_path / "request.json")], cwd=repo_root)
+        deadline = time.monotonic() + 60
+        while not any(r.path.endswith("/recordInfo") for r in standins.requests[before:]):  # started, being waited on
+            assert worker.poll() is None and time.monotonic() < deadline, "the sound effect was never asked for"
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        standins.state.release("kie-sound")
+    (started,) = [r.json["input"]["text"] for r in standins.requests[before:] if r.service == "kie-sound"]
+    assert started == request.cue
+
+    designer = registry.build("sound", "kie", settings_for(standins, standins.keys), channel)
+    designer.client.first_poll_s = 0.05
+    result = designer.design(request)
+
+    (task_id,) = [t for t, task in standins.state.tasks.items() if task.model == "elevenlabs/sound-effect-v2"
+                  and standins.state.sounds.get(t) == result.path.read_bytes()]
+    assert len([r for r in standins.requests[before:] if r.service == "kie-sound"]) == 1, "no second sound paid for"
+    assert result.path.suffix == ".mp3" and not list(result.path.parent.glob(".*task.json"))
+    assert task_id.startswith("task_sfx_standin_")
 
 
 def test_kling_fault_switches_refuse_each_start_frame_in_turn_and_hold_the_task(standins, tmp_path: Path):

@@ -21,7 +21,8 @@ with its text, voice, model and character alignment (`GET /v1/history`, `GET
 notes each request beside its output before sending it (`SpeechAsked`), and a later narration of the
 same text that finds such a note looks in the history first: one made since is fetched, not made
 again. Sound effects are not in the history ("Music and SFX generations are not included"), so a
-sound effect in flight at a kill is made again.
+sound effect in flight at a kill is made again; `vidgen.providers.kie_sound` asks for the same model
+as a KIE.ai task, which a new worker collects by its id.
 """
 
 from __future__ import annotations

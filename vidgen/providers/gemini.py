@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime, time, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 

@@ -1,4 +1,4 @@
-"""KIE.ai's HTTP conventions, shared by its file upload API and its Kling market model.
+"""KIE.ai's HTTP conventions and its market of models, shared by the file upload API, Kling and sound effects.
 
 KIE answers with an envelope `{"code": ..., "msg": ..., "data": ...}` whose `code` can say "failed"
 while the HTTP status still says 200, so both must be read before a body is trusted. Documented
@@ -6,14 +6,29 @@ codes (https://docs.kie.ai/market/kling/v2-5-turbo-image-to-video-pro, "Response
 200 success, 401 unauthorized, 402 insufficient credits, 404 not found, 422 validation error,
 429 rate limited, 455 service unavailable (maintenance), 500 server error, 501 generation failed,
 505 feature disabled.
+
+Every market model is one asynchronous task (https://docs.kie.ai/market/common/get-task-detail):
+  POST /api/v1/jobs/createTask {"model", "callBackUrl"?, "input": {...the model's own fields}} -> data.taskId
+  GET  /api/v1/jobs/recordInfo?taskId=...  -> data.state waiting|queuing|generating|success|fail,
+       data.resultJson (a JSON *string* with resultUrls), data.failCode / data.failMsg
+KIE keeps the task and its result files, so the task id is all a later process needs to collect a
+result it paid for: `KeptTask` notes it next to the output before waiting, and `run_kept_task` waits
+on a noted task instead of starting (and paying for) a second one. That is what makes a kill -9 of the
+worker while a clip or a sound effect is being made cost nothing twice.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, Field
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
 
 from vidgen.errors import (
     ApiFailureError,
@@ -23,6 +38,13 @@ from vidgen.errors import (
     classify_http,
     parse_retry_after,
 )
+from vidgen.files import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CREATE_TASK_PATH = "/api/v1/jobs/createTask"
+RECORD_INFO_PATH = "/api/v1/jobs/recordInfo"
+PENDING_STATES = frozenset({"waiting", "queuing", "generating"})
 
 # Codes whose meaning at KIE differs from the generic HTTP reading in `classify_http`.
 _KIE_CODE_CLASS: dict[int, type[ProviderError]] = {
@@ -118,3 +140,229 @@ def send(client: httpx.Client, request: httpx.Request, *, provider: str, stream:
         raise RetriableError(f"timed out talking to {request.url.host}: {e}", provider=provider) from e
     except httpx.TransportError as e:
         raise RetriableError(f"could not reach {request.url.host}: {e}", provider=provider) from e
+
+
+# --- the market: one task per generation -------------------------------------------------------
+class MarketTask(BaseModel):
+    """One recordInfo answer, with resultJson already parsed."""
+
+    task_id: str
+    state: str
+    result_urls: list[str] = Field(default_factory=list)
+    fail_code: str = ""
+    fail_msg: str = ""
+
+
+def task_failure(task: MarketTask, *, provider: str) -> ProviderError:
+    """A task that ended in `fail`: our input (content policy, validation) or KIE's side."""
+    detail = f"task {task.task_id} failed"
+    if task.fail_code:
+        detail += f" (failCode {task.fail_code})"
+    if task.fail_msg:
+        detail += f": {task.fail_msg}"
+    status = int(task.fail_code) if task.fail_code.isdigit() else None
+    if looks_like_content_policy(task.fail_msg):
+        return InvalidInputError(f"content policy: {detail}", provider=provider, status_code=status)
+    if task.fail_code in ("400", "413", "415", "422", "451"):
+        return InvalidInputError(detail, provider=provider, status_code=status)
+    return ApiFailureError(detail, provider=provider, status_code=status)
+
+
+def describe_timeout(timeout_s: float) -> str:
+    if timeout_s >= 60 and timeout_s % 60 == 0:
+        minutes = int(timeout_s // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{timeout_s:g} seconds"
+
+
+class KieMarketClient:
+    """KIE.ai's market endpoints: start a task, read it, wait for it, download its result.
+
+    `provider` names the caller in errors, logs and task notes ("kling", "kie"); every failure
+    leaves as a typed ProviderError. Time is `clock`/`sleep`, so tests never really wait.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://api.kie.ai",
+        *,
+        provider: str,
+        what: str = "the task",
+        transport: httpx.BaseTransport | None = None,
+        request_timeout_s: float = 60.0,
+        first_poll_s: float = 5.0,
+        max_poll_s: float = 30.0,
+        poll_growth: float = 1.5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.provider, self.what = provider, what
+        self.first_poll_s, self.max_poll_s, self.poll_growth = first_poll_s, max_poll_s, poll_growth
+        self._sleep, self._clock = sleep, clock
+        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._base_url = base_url.rstrip("/")
+        # No default auth header: result files live on other hosts, which must never see the key.
+        self._client = httpx.Client(transport=transport, timeout=request_timeout_s, follow_redirects=True)
+
+    def start_task(self, model: str, task_input: dict[str, object], *, callback_url: str | None = None) -> str:
+        """createTask; returns KIE's taskId (from this moment the generation is paid for)."""
+        body: dict[str, object] = {"model": model, "input": task_input}
+        if callback_url:
+            body["callBackUrl"] = callback_url
+        request = self._client.build_request("POST", self._base_url + CREATE_TASK_PATH, json=body, headers=self._auth)
+        data = read_envelope(send(self._client, request, provider=self.provider), provider=self.provider)
+        task_id = data.get("taskId")
+        if not isinstance(task_id, str) or not task_id:
+            raise ApiFailureError(f"createTask answered without a taskId: {data!r}", provider=self.provider)
+        return task_id
+
+    def get_task(self, task_id: str) -> MarketTask:
+        request = self._client.build_request(
+            "GET", self._base_url + RECORD_INFO_PATH, params={"taskId": task_id}, headers=self._auth
+        )
+        data = read_envelope(send(self._client, request, provider=self.provider), provider=self.provider)
+        state = data.get("state")
+        if not isinstance(state, str):
+            raise ApiFailureError(f"recordInfo for {task_id} has no state: {data!r}", provider=self.provider)
+        urls: list[str] = []
+        if state == "success":
+            raw = data.get("resultJson") or ""
+            try:
+                parsed = json.loads(raw) if isinstance(raw, str) else raw
+                urls = [u for u in parsed["resultUrls"] if isinstance(u, str) and u]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ApiFailureError(
+                    f"task {task_id} succeeded but resultJson is unreadable: {raw!r}", provider=self.provider
+                ) from e
+            if not urls:
+                raise ApiFailureError(f"task {task_id} succeeded without resultUrls", provider=self.provider)
+        return MarketTask(
+            task_id=str(data.get("taskId") or task_id),
+            state=state,
+            result_urls=urls,
+            fail_code=str(data.get("failCode") or ""),
+            fail_msg=str(data.get("failMsg") or ""),
+        )
+
+    def wait(self, task_id: str, timeout_s: float = 600.0) -> MarketTask:
+        """Poll until success (returned), fail (raised) or `timeout_s` (RetriableError).
+
+        Polls start at `first_poll_s` and grow by `poll_growth` to `max_poll_s`, as KIE recommends; the
+        last pause is cut short so the final poll falls on the deadline. A transient error while polling
+        is not the task failing: it is logged and polling goes on.
+        """
+        deadline = self._clock() + timeout_s
+        backoff = wait_exponential(multiplier=self.first_poll_s, exp_base=self.poll_growth, max=self.max_poll_s)
+
+        def timed_out(state: RetryCallState) -> MarketTask:
+            raise RetriableError(
+                f"{self.provider.capitalize()} did not finish within {describe_timeout(timeout_s)} (task {task_id})",
+                provider=self.provider,
+            )
+
+        def log_transient(state: RetryCallState) -> None:
+            if state.outcome is not None and state.outcome.failed:
+                log.warning("polling %s task %s: %s (will poll again)", self.provider, task_id, state.outcome.exception())
+
+        polling = Retrying(
+            retry=retry_if_exception_type(RetriableError) | retry_if_result(lambda task: task.state != "success"),
+            stop=lambda state: self._clock() >= deadline,
+            wait=lambda state: min(backoff(state), deadline - self._clock()),
+            sleep=self._sleep,
+            before_sleep=log_transient,
+            retry_error_callback=timed_out,
+        )
+        return polling(self._poll_once, task_id)
+
+    def _poll_once(self, task_id: str) -> MarketTask:
+        """One look at the task: returned while pending or done, raised when it failed."""
+        task = self.get_task(task_id)
+        if task.state == "fail":
+            raise task_failure(task, provider=self.provider)
+        if task.state != "success" and task.state not in PENDING_STATES:
+            log.warning("%s task %s is in an undocumented state %r; still waiting", self.provider, task_id, task.state)
+        return task
+
+    def download(self, url: str, out_path: Path) -> Path:
+        """Stream a result file to `out_path` (atomically: a broken transfer leaves nothing behind)."""
+        with atomic_path(out_path) as tmp, tmp.open("wb") as f:
+            request = self._client.build_request("GET", url)
+            response = send(self._client, request, provider=self.provider, stream=True)
+            try:
+                if response.status_code >= 400:
+                    response.read()
+                    raise classify_http(
+                        response.status_code, f"downloading {url}: {response.text[:200]}", provider=self.provider
+                    )
+                for chunk in response.iter_bytes(1 << 20):
+                    f.write(chunk)
+            except httpx.TransportError as e:
+                raise RetriableError(f"download of {url} broke off: {e}", provider=self.provider) from e
+            finally:
+                response.close()
+            f.flush()
+            if f.tell() == 0:
+                raise ApiFailureError(f"downloaded {self.what} from {url} is empty", provider=self.provider)
+        return out_path
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# --- a task paid for is waited on, never started twice ---------------------------------------------
+class KeptTask(BaseModel):
+    """A started task, noted beside the output it will become, with the fingerprint of what was asked."""
+
+    task_id: str
+    fingerprint: str
+
+    @staticmethod
+    def path_for(out_path: Path, provider: str) -> Path:
+        return out_path.with_name(f".{out_path.name}.{provider}-task.json")
+
+    @classmethod
+    def load(cls, path: Path, fingerprint: str) -> str | None:
+        """The noted task id, if the note is readable and was made for the same request."""
+        try:
+            kept = cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return kept.task_id if kept.fingerprint == fingerprint else None
+
+
+def run_kept_task(
+    client: KieMarketClient,
+    out_path: Path,
+    fingerprint: str,
+    start: Callable[[], str],
+    *,
+    timeout_s: float,
+) -> tuple[MarketTask, Path]:
+    """The finished task for this output: the noted one if KIE still knows it, else one `start`s now.
+
+    Returns the task and its note; the caller deletes the note once the result is safely on disk (a
+    kill between the two downloads the same paid result again, for nothing). A task that failed is
+    forgotten (raised); one KIE no longer knows (404) is started again.
+    """
+    note = KeptTask.path_for(out_path, client.provider)
+    task_id = KeptTask.load(note, fingerprint)
+    if task_id is not None:
+        log.info("resuming %s task %s for %s", client.provider, task_id, out_path.name)
+        try:
+            return client.wait(task_id, timeout_s), note
+        except InvalidInputError as e:
+            if e.status_code != 404:
+                note.unlink(missing_ok=True)
+                raise
+        except ApiFailureError:
+            note.unlink(missing_ok=True)
+            raise
+    task_id = start()
+    note.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(note, KeptTask(task_id=task_id, fingerprint=fingerprint).model_dump_json())
+    try:
+        return client.wait(task_id, timeout_s), note
+    except (InvalidInputError, ApiFailureError):
+        note.unlink(missing_ok=True)
+        raise

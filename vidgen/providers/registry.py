@@ -35,6 +35,7 @@ FACTORIES: dict[tuple[str, str], str] = {
     ("clips", "kling"): "vidgen.providers.kling:create_clips",
     ("narration", "elevenlabs"): "vidgen.providers.elevenlabs:create_narration",
     ("sound", "elevenlabs"): "vidgen.providers.elevenlabs:create_sound",
+    ("sound", "kie"): "vidgen.providers.kie_sound:create_sound",
     ("publisher", "youtube"): "vidgen.providers.youtube:create_publisher",
 }
 
