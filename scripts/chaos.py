@@ -115,7 +115,7 @@ from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
 FAULT_NAMES = ("kill9", "sigterm", "worker-down", "prefect-restart", "notion-down", "notion-429", "requeue-busy",
                "provider-429", "bad-script", "quota")
 UPLOAD_KEEP_BYTES = 256 * 1024  # what the stand-in keeps of each upload request when uploads are held
-REAL_PROVIDERS = dict(script="gemini", images="gemini", clips="kling", narration="elevenlabs", sound="kie",
+REAL_PROVIDERS = dict(script="gemini", images="kie", clips="kling", narration="elevenlabs", sound="kie",
                       publisher="youtube")
 # Paid stand-in services whose requests do not say which video they are for, and the service whose
 # distinct assets they follow one for one (a sound effect per narration, a thumbnail and captions per upload).
@@ -296,6 +296,8 @@ def asset_named(request: Any) -> str:
         return json.dumps(body.get("contents"), sort_keys=True)
     if request.service == "kling-create":
         return f"{body['input']['image_url']} {body['input']['prompt']}"
+    if request.service == "kie-image":  # Gemini's image model via KIE: the channel's style and the scene
+        return str(body["input"]["prompt"])
     if request.service == "elevenlabs-tts":  # the channel's own voice
         return f"{request.path} {body.get('text', '')}"
     if request.service == "youtube-upload":
@@ -565,7 +567,7 @@ class Held:
 
 
 HELD: dict[str, Held] = {
-    S.ASSETS_GENERATING.value: Held("gemini-image"),
+    S.ASSETS_GENERATING.value: Held("kie-image"),
     S.AUDIO_GENERATING.value: Held("elevenlabs-tts"),
     S.SFX_GENERATING.value: Held("kie-sound"),
     S.UPLOADING.value: Held("youtube-upload"),

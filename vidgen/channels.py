@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vidgen.errors import VidgenError
 
 ScriptProvider = Literal["local", "gemini"]
-ImageProvider = Literal["local", "gemini"]
+ImageProvider = Literal["local", "gemini", "kie"]
 ClipProvider = Literal["local", "kling"]
 NarrationProvider = Literal["local", "elevenlabs"]
 SoundProvider = Literal["local", "elevenlabs", "kie"]

@@ -202,9 +202,10 @@ def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(st
     narration_lengths = sorted(round(e.extra["duration_s"] + SCENE_PADDING_S, 2) for e in narrations)
     assert len(narrations) == SCENES
     assert sorted(r.json["input"]["duration_seconds"] for r in sounds) == narration_lengths
-    sound_files = standins.seen("kie-sound-download")
-    assert len(sound_files) == SCENES and not [r for r in sound_files if "authorization" in r.headers]
-    assert sorted(p.read_bytes() for p in (workspace / "sfx").glob("*.mp3")) == sorted(standins.state.sounds.values())
+    sound_tasks = {r.query["taskId"] for r in polls if r.query["taskId"].startswith("task_kie-sound")}
+    made = sorted(standins.state.market_results[t][0] for t in sound_tasks)
+    assert len(made) == SCENES and sorted(p.read_bytes() for p in (workspace / "sfx").glob("*.mp3")) == made
+    assert not [r for r in standins.seen("kie-result-download") if "authorization" in r.headers]
 
     # publish: a resumable upload of the final film with the channel's token, then the thumbnail
     (film,) = [e for e in Workspace(workspace).entries() if e.key == "final"]

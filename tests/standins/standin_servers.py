@@ -13,9 +13,11 @@ googleapiclient — run end to end when the base URLs point here:
   -> `generating` on the first poll, then `success` with resultJson.resultUrls (a real H.264 MP4
   served here). https://docs.kie.ai/market/kling/v2-5-turbo-image-to-video-pro,
   https://docs.kie.ai/market/common/get-task-detail
-- ElevenLabs' sound effects via KIE.ai: the same createTask with model `elevenlabs/sound-effect-v2`
-  and input {text, loop, duration_seconds, prompt_influence, output_format} -> a task whose
-  resultUrls name an MP3 of the requested length. https://docs.kie.ai/market/elevenlabs/sound-effect-v2
+- ElevenLabs' sound effects and Gemini 2.5 Flash Image via KIE.ai: the same createTask with model
+  `elevenlabs/sound-effect-v2` (input {text, loop, duration_seconds, prompt_influence,
+  output_format}) or `google/nano-banana` (input {prompt, output_format, image_size}) -> a task whose
+  resultUrls name an MP3 of the requested length or a 1344x768 PNG.
+  https://docs.kie.ai/market/elevenlabs/sound-effect-v2, https://docs.kie.ai/market/google/nano-banana
 - ElevenLabs `POST /v1/text-to-speech/{voice_id}/with-timestamps` -> audio_base64 (real speech,
   MP3) + character alignment; `POST /v1/sound-generation` -> MP3 bytes of the requested length;
   `GET /v1/history` (each speech made, newest first, filtered by voice_id, model_id, source,
@@ -39,7 +41,7 @@ with `kling_create_faults` (status, Retry-After) before it takes the task; `scri
 (video title -> one of `BAD_SCRIPTS`) spoils the first script Gemini writes for that title, a
 model's mistake the product must repair or ask again for; `holds` (service -> seconds, or until
 `release`) holds each answer of a paid service after its work is done and billed (a speech is in the
-history by then; a KIE sound-effect task stays `generating`), so a kill lands while it is paid for
+history by then; a KIE sound-effect or image task stays `generating`), so a kill lands while it is paid for
 and unanswered, with `upload_keep_bytes`
 keeping part of each held upload request, so a kill lands mid-file; and until `quota_spent_until`
 videos.insert answers 403 quotaExceeded, a channel's spent day.
@@ -75,6 +77,9 @@ from vidgen.loopback import LoopbackServer
 STANDIN_VIDEO_ID = "standin123"
 KLING_MODEL = "kling/v2-5-turbo-image-to-video-pro"
 KIE_SOUND_MODEL = "elevenlabs/sound-effect-v2"
+KIE_IMAGE_MODEL = "google/nano-banana"
+# KIE market models other than Kling: the stand-in service each one's createTask is paid as (and held by).
+KIE_MARKET_SERVICES = {KIE_SOUND_MODEL: "kie-sound", KIE_IMAGE_MODEL: "kie-image"}
 HEADERS_OF_INTEREST = (
     "authorization",
     "x-goog-api-key",
@@ -92,7 +97,7 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("/api/v1/jobs/createTask", "kling-create", True),
     ("/api/v1/jobs/recordInfo", "kling-poll", False),
     ("/kling-results/", "kling-download", False),
-    ("/kie-sound-results/", "kie-sound-download", False),
+    ("/kie-results/", "kie-result-download", False),
     ("/kie-files/", "kie-file", False),
     ("/v1/text-to-speech/", "elevenlabs-tts", True),
     ("/v1/sound-generation", "elevenlabs-sfx", True),
@@ -137,8 +142,8 @@ class SeenRequest:
     @property
     def service(self) -> str:
         name = service_of(self.path)[0]
-        if name == "kling-create" and isinstance(self.json, dict) and self.json.get("model") == KIE_SOUND_MODEL:
-            return "kie-sound"  # the same createTask, another market model
+        if name == "kling-create" and isinstance(self.json, dict):
+            return KIE_MARKET_SERVICES.get(self.json.get("model"), name)  # the same createTask, another model
         return name
 
     @property
@@ -353,7 +358,8 @@ class StandinState:
         self.thumbnails: dict[str, bytes] = {}
         self.captions: dict[str, tuple[str, bytes]] = {}  # video id -> (language, the multipart body)
         self.clips: dict[int, Path] = {}
-        self.sounds: dict[str, bytes] = {}  # sound task id -> its MP3, made (and billed) when the task is taken
+        # KIE market task id -> (its result file, media type), made (and billed) when the task is taken
+        self.market_results: dict[str, tuple[bytes, str]] = {}
         self._clip_lock = threading.Lock()  # not `lock`: making a clip takes seconds
         self._ids = itertools.count(1)
         # Fault switches (scripts/chaos.py): how long a Kling task stays `generating` at least, and
@@ -507,6 +513,8 @@ def create_app(state: StandinState) -> FastAPI:
             return kie_error(401, "You do not have access permissions")
         if payload.get("model") == KIE_SOUND_MODEL:
             return create_sound_task(payload.get("input") or {})
+        if payload.get("model") == KIE_IMAGE_MODEL:
+            return create_image_task(payload.get("input") or {})
         task_input = payload.get("input") or {}
         if payload.get("model") != KLING_MODEL:
             return kie_error(422, f"unknown model {payload.get('model')!r}")
@@ -531,7 +539,6 @@ def create_app(state: StandinState) -> FastAPI:
         return {"code": 200, "msg": "success", "data": {"taskId": task.task_id}}
 
     def create_sound_task(task_input: dict[str, Any]) -> Any:
-        """The sound is made (and billed) now; the task says `generating` while `kie-sound` is held."""
         if not str(task_input.get("text", "")).strip():
             return kie_error(422, "input.text is required")
         seconds = float(task_input.get("duration_seconds") or 5.0)
@@ -539,13 +546,24 @@ def create_app(state: StandinState) -> FastAPI:
             return kie_error(422, "input.duration_seconds must be within 0.5-22")
         if task_input.get("output_format", "mp3_44100_128") != "mp3_44100_128":
             return kie_error(422, "the stand-in makes mp3_44100_128 only")
-        task = _Task(task_id=f"task_sfx_standin_{state.next_id()}", duration=seconds, model=KIE_SOUND_MODEL)
-        sound = media.sound_effect_mp3(seconds, seed=state.next_id())
+        return market_task(KIE_SOUND_MODEL, media.sound_effect_mp3(seconds, seed=state.next_id()), "audio/mpeg")
+
+    def create_image_task(task_input: dict[str, Any]) -> Any:
+        prompt = str(task_input.get("prompt", ""))
+        if not prompt.strip() or len(prompt) > 5000:
+            return kie_error(422, "input.prompt is required, at most 5000 characters")
+        if task_input.get("image_size") != "16:9" or task_input.get("output_format") != "png":
+            return kie_error(422, "the stand-in draws 16:9 PNGs only")
+        return market_task(KIE_IMAGE_MODEL, media.gemini_png(state.next_id()), "image/png")
+
+    def market_task(model: str, result: bytes, media_type: str) -> Any:
+        """The result is made (and billed) now; the task says `generating` while its service is held."""
+        task = _Task(task_id=f"task_{KIE_MARKET_SERVICES[model]}_standin_{state.next_id()}", duration=0, model=model)
         with state.lock:
-            state.sounds[task.task_id] = sound
+            state.market_results[task.task_id] = (result, media_type)
             state.tasks[task.task_id] = task
-            if "kie-sound" in state.holds:
-                state.holding["kie-sound"] += 1
+            if KIE_MARKET_SERVICES[model] in state.holds:
+                state.holding[KIE_MARKET_SERVICES[model]] += 1
         return {"code": 200, "msg": "success", "data": {"taskId": task.task_id}}
 
     @app.get("/api/v1/jobs/recordInfo")
@@ -558,14 +576,15 @@ def create_app(state: StandinState) -> FastAPI:
                 task.polls += 1
         if task is None:
             return kie_error(404, f"task {taskId} not found")
-        if task.model == KIE_SOUND_MODEL:
+        if task.model in KIE_MARKET_SERVICES:
+            service = KIE_MARKET_SERVICES[task.model]
             with state.lock:
-                held = time.monotonic() - task.created < state.holds.get("kie-sound", -1.0)
+                held = time.monotonic() - task.created < state.holds.get(service, -1.0)
                 if not task.done and not held:
                     task.done = True
-                    state.holding["kie-sound"] = max(0, state.holding["kie-sound"] - 1)
+                    state.holding[service] = max(0, state.holding[service] - 1)
             done = task.done
-            result_url = f"{state.base_url}/kie-sound-results/{task.task_id}.mp3"
+            result_url = f"{state.base_url}/kie-results/{task.task_id}"
         else:
             done = task.done = task.done or (
                 task.polls > 1 and time.monotonic() - task.created >= state.kling_generating_s)
@@ -595,12 +614,13 @@ def create_app(state: StandinState) -> FastAPI:
             return Response(status_code=404)
         return FileResponse(state.clip(int(task.duration)), media_type="video/mp4")
 
-    @app.get("/kie-sound-results/{task_id}.mp3")
-    def kie_sound_result(task_id: str) -> Any:
+    @app.get("/kie-results/{task_id}")
+    def kie_market_result(task_id: str) -> Any:
         task = state.tasks.get(task_id)
         if task is None or not task.done:
             return Response(status_code=404)
-        return Response(state.sounds[task_id], media_type="audio/mpeg")
+        result, media_type = state.market_results[task_id]
+        return Response(result, media_type=media_type)
 
     # --- ElevenLabs ------------------------------------------------------------------------------
     def xi_authorised(request: Request) -> bool:

@@ -264,11 +264,10 @@ def test_a_worker_killed_while_its_sound_effect_is_made_collects_the_same_task(s
     designer.client.first_poll_s = 0.05
     result = designer.design(request)
 
-    (task_id,) = [t for t, task in standins.state.tasks.items() if task.model == "elevenlabs/sound-effect-v2"
-                  and standins.state.sounds.get(t) == result.path.read_bytes()]
+    (task_id,) = [t for t, (made, _) in standins.state.market_results.items() if made == result.path.read_bytes()]
     assert len([r for r in standins.requests[before:] if r.service == "kie-sound"]) == 1, "no second sound paid for"
     assert result.path.suffix == ".mp3" and not list(result.path.parent.glob(".*task.json"))
-    assert task_id.startswith("task_sfx_standin_")
+    assert task_id.startswith("task_kie-sound_standin_")
 
 
 def test_kling_fault_switches_refuse_each_start_frame_in_turn_and_hold_the_task(standins, tmp_path: Path):

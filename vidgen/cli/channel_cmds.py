@@ -89,7 +89,7 @@ def provider_checks(step: str, provider: str, channel: Channel, settings: Provid
     if provider == "elevenlabs":
         return [_key_check(settings.elevenlabs_api_key, "ELEVENLABS_API_KEY", f"ElevenLabs {step}")]
     if provider == "kie":
-        return [_key_check(settings.kie_api_key, "KIE_API_KEY", f"ElevenLabs {step} via KIE.ai")]
+        return [_key_check(settings.kie_api_key, "KIE_API_KEY", f"{step} via KIE.ai")]
     if provider == "kling":
         checks = [_key_check(settings.kie_api_key, "KIE_API_KEY", "Kling clips via KIE.ai")]
         if settings.image_host == "s3":

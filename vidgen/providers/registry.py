@@ -32,6 +32,7 @@ FACTORIES: dict[tuple[str, str], str] = {
     ("publisher", "local"): "vidgen.providers.local.publisher:create_publisher",
     ("script", "gemini"): "vidgen.providers.gemini:create_script",
     ("images", "gemini"): "vidgen.providers.gemini:create_images",
+    ("images", "kie"): "vidgen.providers.kie_images:create_images",
     ("clips", "kling"): "vidgen.providers.kling:create_clips",
     ("narration", "elevenlabs"): "vidgen.providers.elevenlabs:create_narration",
     ("sound", "elevenlabs"): "vidgen.providers.elevenlabs:create_sound",

@@ -39,6 +39,7 @@ class ProviderSettings(BaseModel):
     kie_upload_base_url: str = "https://kieai.redpandaai.co"
     kling_model: str = "kling/v2-5-turbo-image-to-video-pro"
     kling_timeout_s: float = 600.0  # the seed's 10 minutes
+    kie_image_model: str = "google/nano-banana"  # Gemini 2.5 Flash Image as KIE market tasks (`images: kie`)
     kie_sound_model: str = "elevenlabs/sound-effect-v2"  # sound effects as KIE market tasks (`sound: kie`)
     image_host: str = "kie"  # "kie" (KIE's file upload API) or "s3" (presigned URL)
     s3_presign_endpoint: str | None = None
