@@ -40,12 +40,12 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   deferred to the reset (card Error: Retriable, "upload deferred until ..."), a second run scheduled
   then, which publishes; nothing made again. Recovered means exactly those two runs per video.
 
-A kill at Assets Generating, Audio Generating, SFX Generating or Uploading pins itself inside the
-step, which the stand-ins would otherwise answer in milliseconds: each image or speech is made and
-billed (a speech is in ElevenLabs' history) but its answer held, each sound-effect task (KIE) made
-and billed but kept `generating`, or each upload request
-held with 256 KiB of it kept, for `--hold-s` s or until the kill, which comes once every video has
-one in flight (the new worker's requests are not held).
+A kill at Script (the script being written; the card shows Assets Generating), Assets Generating,
+Audio Generating, SFX Generating or Uploading pins itself inside the step, which the stand-ins would
+otherwise answer in milliseconds: each script (a Gemini interaction), image or sound effect (KIE
+tasks) is made and billed but kept in progress, each speech made and billed (it is in ElevenLabs'
+history) but its answer held, or each upload request held with 256 KiB of it kept, for `--hold-s` s
+or until the kill, which comes once every video has one in flight (the new worker's are not held).
 
 The paid steps retry after `--retry-delays` (VIDGEN_RETRY_DELAYS; the product's 1 min, 5 min, 15 min,
 1 h would make provider-429 half an hour). Printed per fault: what was injected when, each video's
@@ -293,7 +293,7 @@ def asset_named(request: Any) -> str:
     """The asset a paid stand-in request is for, as far as the request itself says."""
     body = request.json or {}
     if request.service == "gemini":  # the script's prompt names the title; an image's, the channel's style and scene
-        return json.dumps(body.get("contents"), sort_keys=True)
+        return json.dumps(body.get("contents") or [body.get("system_instruction"), body.get("input")], sort_keys=True)
     if request.service == "kling-create":
         return f"{body['input']['image_url']} {body['input']['prompt']}"
     if request.service == "kie-image":  # Gemini's image model via KIE: the channel's style and the scene
@@ -373,7 +373,7 @@ class Chaos:
 
     def wait_stage(self) -> bool:
         """Until every card is at `--stage` or past it (and, at Videos Generating, every clip's Kling task exists)."""
-        stage = S(self.args.stage)
+        stage = stage_status(self.args.stage)
         reached = self.wait(lambda: all(step(self.board.status(p)) >= PIPELINE.index(stage) for p in self.pages),
                             f"every card at {stage.value}")
         if reached and stage is S.VIDEOS_GENERATING:
@@ -554,6 +554,8 @@ class Held:
         from blocks.config import concurrency_config
 
         wanted = chaos.args.videos * chaos.args.scenes
+        if self.service == "gemini-script":
+            wanted = chaos.args.videos
         if self.service == "youtube-upload":
             wanted = min(chaos.args.videos, concurrency_config().tags["youtube"])
         return chaos.standins.state.holding[self.service] >= wanted
@@ -566,7 +568,16 @@ class Held:
         return said
 
 
+# Kill points inside a step that has no card status of its own: the status the card shows meanwhile.
+WITHIN: dict[str, S] = {"Script": S.ASSETS_GENERATING}
+
+
+def stage_status(stage: str) -> S:
+    return WITHIN.get(stage) or S(stage)
+
+
 HELD: dict[str, Held] = {
+    "Script": Held("gemini-script"),
     S.ASSETS_GENERATING.value: Held("kie-image"),
     S.AUDIO_GENERATING.value: Held("elevenlabs-tts"),
     S.SFX_GENERATING.value: Held("kie-sound"),
@@ -739,7 +750,7 @@ def requeue_busy(chaos: Chaos) -> None:
         back = f"{title}: card back at {card.status} {time.time() - chaos.lifted_at:.0f} s after the re-queue"
         if card.status == S.QUEUED:
             chaos.unrecovered[page] = "the card stayed Queued"
-        elif step(card.status) < PIPELINE.index(S(chaos.args.stage)):
+        elif step(card.status) < PIPELINE.index(stage_status(chaos.args.stage)):
             chaos.unrecovered[page] = f"the card went back to {card.status}, before the run's status"
         chaos.note(back + (f", saying {card.error[:120]!r}" if card.error else ", with no note"))
 
@@ -783,8 +794,7 @@ def bad_script(chaos: Chaos) -> None:
     chaos.lifted("the entries are queued (the models' first answers are spoiled)")
     chaos.wait(lambda: all(step(chaos.board.status(p)) > PIPELINE.index(S.ASSETS_GENERATING) for p in chaos.pages),
                "every card past Assets Generating")
-    scripts = [r for r in chaos.standins.seen("gemini")
-               if ((r.json or {}).get("generationConfig") or {}).get("responseMimeType") == "application/json"]
+    scripts = [r for r in chaos.standins.seen("gemini") if r.path == "/v1beta/interactions"]
     for title in chaos.pages.values():
         asked = [r for r in scripts if title in json.dumps(r.json)]
         chaos.note(f"{title}: {len(asked)} script request(s), answered {' '.join(str(r.status) for r in asked)}")
@@ -942,9 +952,10 @@ def suite(args: argparse.Namespace) -> int:
         print(f"unknown fault(s) {unknown}; choose from {', '.join(FAULT_NAMES)}", file=sys.stderr)
         return 2
     kill_stages = [st.strip() for st in args.kill_stages.split(",") if st.strip()] if args.kill_stages else []
-    bad_stages = [st for st in kill_stages if S.parse(st) not in PIPELINE]
+    bad_stages = [st for st in kill_stages if st not in WITHIN and S.parse(st) not in PIPELINE]
     if bad_stages:
-        print(f"not pipeline statuses: {bad_stages}; choose from {', '.join(st.value for st in PIPELINE)}", file=sys.stderr)
+        print(f"not pipeline statuses: {bad_stages}; choose from {', '.join([*WITHIN, *(st.value for st in PIPELINE)])}",
+              file=sys.stderr)
         return 2
     runs = [(name, stage) for name in faults for stage in (kill_stages if name == "kill9" and kill_stages else [args.stage])]
     load = os.getloadavg()
@@ -996,7 +1007,8 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=3, help="videos made at once, per fault")
     parser.add_argument("--scenes", type=int, default=1, help="scenes per video")
     parser.add_argument("--stage", default=S.VIDEOS_GENERATING.value, help="the card status the fault waits for")
-    parser.add_argument("--kill-stages", help="kill9 once per status listed (comma-separated), instead of at --stage")
+    parser.add_argument("--kill-stages", help="kill9 once per status listed (comma-separated; also 'Script'), "
+                                              "instead of at --stage")
     parser.add_argument("--timeout", type=float, default=900,
                         help="seconds per fault, its stack's start included, beyond the fault's planned downtime")
     parser.add_argument("--outage-s", type=float, default=120, help="notion-down: seconds the Notion server is down")

@@ -185,6 +185,7 @@ class Production:
             language=ch.language,
             scenes=ch.script.scenes,
             words_per_scene=ch.script.words_per_scene,
+            note_dir=self.workspace.root,
         )
         writer = self.providers.script
         fp = fingerprint(request, writer.name, revision)

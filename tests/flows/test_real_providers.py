@@ -137,14 +137,18 @@ def test_a_channel_on_the_real_providers_runs_every_step_against_the_standins(st
     seen = standins.requests
     assert not [r for r in seen if r.status >= 400 or r.service == "unknown"], "refused or unexpected requests"
 
-    # script: one structured-output call to the script model, with the Gemini key
-    (script_call,) = [r for r in standins.seen("gemini") if ":generateContent" in r.path and "-image" not in r.path]
-    assert script_call.path == "/v1beta/models/gemini-2.5-flash:generateContent"
+    # script: one structured-output interaction with the script model, in the background, polled with the Gemini key
+    (script_call,) = [r for r in standins.seen("gemini") if r.path == "/v1beta/interactions"]
     assert script_call.headers["x-goog-api-key"] == standins.keys.gemini
-    assert script_call.json["generationConfig"]["responseMimeType"] == "application/json"
-    prompt = script_call.json["contents"][0]["parts"][0]["text"]
+    assert (script_call.json["model"], script_call.json["background"], script_call.json["store"]) == (
+        "gemini-2.5-flash", True, True)
+    assert script_call.json["response_format"]["mime_type"] == "application/json"
+    prompt = script_call.json["input"]
     assert "'Dawn in the River Valley'" in prompt and f"Write exactly {SCENES} scenes" in prompt
-    assert "Wild Frontiers Real" in json.dumps(script_call.json["systemInstruction"])
+    assert "Wild Frontiers Real" in script_call.json["system_instruction"]
+    script_polls = standins.seen("gemini-poll")
+    assert script_polls and {r.headers["x-goog-api-key"] for r in script_polls} == {standins.keys.gemini}
+    assert not list(workspace.glob(".script-*")), "the interaction's note goes once the script is read"
 
     # images: one Gemini 2.5 Flash Image call per scene, 16:9, the scene's prompt after the channel style
     images = [r for r in standins.seen("gemini") if r.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"]

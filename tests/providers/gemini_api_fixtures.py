@@ -232,3 +232,41 @@ INTERNAL = error_body(
 UNAVAILABLE = error_body(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
 DEADLINE_EXCEEDED = error_body(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete.")
 
+
+
+# The script is an interaction run in the background (https://ai.google.dev/gemini-api/docs/interactions):
+# POST /v1beta/interactions answers it `in_progress`; GET /v1beta/interactions/{id} answers it
+# `completed` with the input echoed as the first step and the model's text in a `model_output` step
+# (the steps schema of the May 2026 revision), and its usage; `failed` carries `errors`.
+SOURCE_INTERACTIONS = "https://ai.google.dev/gemini-api/docs/interactions"
+INTERACTION_ID = "v1_ChdTbG9wX0dhbGxlcnlfQmFja2dyb3VuZA"
+
+
+def interaction(status: str = "completed", text: str | None = None, *, input_tokens: int = 412,
+                output_tokens: int = 980, thought_tokens: int | None = 1200,
+                errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """SOURCE: SOURCE_INTERACTIONS (Interaction resource)."""
+    body: dict[str, Any] = {
+        "id": INTERACTION_ID,
+        "status": status,
+        "model": "gemini-2.5-flash",
+        "role": "model",
+        "created": "2026-12-01T09:00:00Z",
+        "updated": "2026-12-01T09:00:07Z",
+    }
+    if text is not None:
+        body["steps"] = [
+            {"type": "user_input", "content": [{"type": "text", "text": "Write the script of a narrated video"}]},
+            {"type": "model_output", "content": [{"type": "text", "text": text}]},
+        ]
+    if status != "in_progress":
+        body["usage"] = {
+            "total_input_tokens": input_tokens,
+            "total_output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens + (thought_tokens or 0),
+        }
+        if thought_tokens is not None:
+            body["usage"]["total_thought_tokens"] = thought_tokens
+    if errors:
+        body["errors"] = errors
+    return body

@@ -28,8 +28,10 @@ from gemini_api_fixtures import (
     PERMISSION_DENIED,
     UNAUTHENTICATED,
     UNAVAILABLE,
+    INTERACTION_ID,
     candidate_stopped,
     image_response,
+    interaction,
     jpeg_of,
     png_of,
     prompt_blocked,
@@ -55,7 +57,7 @@ from vidgen.script_repair import UnusableScriptError, write_checked_script
 from vidgen.statuses import NotionStatus
 
 API_KEY = "test-gemini-key"
-SCRIPT_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
+INTERACTIONS_PATH = "/v1beta/interactions"
 IMAGE_PATH = "/v1beta/models/gemini-2.5-flash-image:generateContent"
 
 
@@ -83,7 +85,9 @@ def google():
 # loads the CA bundle a few times); the respx router is still fresh for every test.
 @pytest.fixture(scope="module")
 def writer(settings: ProviderSettings, channel: Channel) -> gemini.GeminiScriptWriter:
-    return gemini.create_script(settings, channel)
+    built = gemini.create_script(settings, channel)
+    built._sleep = lambda seconds: None  # polls never really wait
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -122,21 +126,43 @@ def sent_json(route: respx.Route) -> dict:
     return json.loads(route.calls.last.request.content)
 
 
-# --- the script writer: request shape ---------------------------------------------------------
-def test_script_request_matches_the_documented_generate_content_call(google, writer):
-    route = google.post(SCRIPT_PATH).mock(
-        return_value=httpx.Response(200, json=text_response(json.dumps(script_document(3))))
+class FakeClock:
+    """A monotonic clock that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --- the script writer: a background interaction, kept by its id -----------------------------
+def answered(google, final: dict, *, pending_polls: int = 1) -> tuple[respx.Route, respx.Route]:
+    """POST /v1beta/interactions answers `in_progress`; GET answers `in_progress` `pending_polls` times, then `final`."""
+    create = google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(200, json=interaction("in_progress")))
+    poll = google.get(f"{INTERACTIONS_PATH}/{INTERACTION_ID}").mock(
+        side_effect=[httpx.Response(200, json=interaction("in_progress"))] * pending_polls
+        + [httpx.Response(200, json=final)]
     )
+    return create, poll
+
+
+def script_answer(document: dict | str, **usage) -> dict:
+    return interaction("completed", document if isinstance(document, str) else json.dumps(document), **usage)
+
+
+def test_script_request_matches_the_documented_interactions_call(google, writer):
+    create, poll = answered(google, script_answer(script_document(3)))
     writer.write(script_request())
 
-    request = route.calls.last.request
-    assert request.method == "POST"
-    assert str(request.url) == f"{GOOGLE_HOST}{SCRIPT_PATH}"
+    request = create.calls.last.request
+    assert str(request.url) == f"{GOOGLE_HOST}{INTERACTIONS_PATH}"
     assert request.headers["x-goog-api-key"] == API_KEY
-    assert request.headers["content-type"] == "application/json"
-    body = sent_json(route)
-    prompt = body["contents"][0]["parts"][0]["text"]
-    assert body["contents"][0]["role"] == "user"
+    body = sent_json(create)
+    assert (body["model"], body["background"], body["store"]) == ("gemini-2.5-flash", True, True)
     for expected in (
         "The Wolves of Yellowstone",
         "How reintroducing wolves changed the rivers of Yellowstone",
@@ -144,40 +170,67 @@ def test_script_request_matches_the_documented_generate_content_call(google, wri
         "exactly 3 scenes",
         "about 22 words",
     ):
-        assert expected in prompt
-    instruction = body["systemInstruction"]["parts"][0]["text"]
-    assert "Wild Frontiers" in instruction and "golden-hour light" in instruction
-
-    config = body["generationConfig"]
-    assert config["responseMimeType"] == "application/json"
-    schema = config["responseSchema"]
-    assert schema["type"] == "OBJECT"
-    assert set(schema["required"]) == {"title", "description", "scenes"}
-    scene = schema["properties"]["scenes"]["items"]
-    assert scene["type"] == "OBJECT"
+        assert expected in body["input"]
+    assert "Wild Frontiers" in body["system_instruction"] and "golden-hour light" in body["system_instruction"]
+    response_format = body["response_format"]
+    assert (response_format["type"], response_format["mime_type"]) == ("text", "application/json")
+    schema = response_format["schema"]
+    assert schema["type"] == "object" and set(schema["required"]) == {"title", "description", "scenes"}
+    scene = schema["properties"]["scenes"]["items"]  # written out: no $ref left
+    assert "$ref" not in json.dumps(schema) and scene["type"] == "object"
     assert set(scene["required"]) == {"index", "narration", "image_prompt", "motion_prompt", "sound_cue"}
-    assert scene["properties"]["index"]["type"] == "INTEGER"
+    assert scene["properties"]["index"]["type"] == "integer"
+    assert poll.call_count == 2 and poll.calls.last.request.headers["x-goog-api-key"] == API_KEY
 
 
 def test_script_prompt_leaves_out_an_empty_story_direction(google, writer):
-    route = google.post(SCRIPT_PATH).mock(
-        return_value=httpx.Response(200, json=text_response(json.dumps(script_document(2))))
-    )
+    create, _ = answered(google, script_answer(script_document(2)))
     writer.write(script_request(story_direction="  ", scenes=2))
-    prompt = sent_json(route)["contents"][0]["parts"][0]["text"]
-    assert "Story direction" not in prompt
-    assert "exactly 2 scenes" in prompt
+    assert "Story direction" not in sent_json(create)["input"] and "exactly 2 scenes" in sent_json(create)["input"]
 
 
 def test_base_url_from_settings_replaces_googles_endpoint(channel):
     settings = ProviderSettings(gemini_api_key=SecretStr(API_KEY), gemini_base_url="http://127.0.0.1:9/gemini")
     writer = gemini.create_script(settings, channel)
-    with respx.mock(assert_all_called=True) as router:
-        route = router.post(f"http://127.0.0.1:9/gemini{SCRIPT_PATH}").mock(
-            return_value=httpx.Response(200, json=text_response(json.dumps(script_document(1))))
-        )
+    with respx.mock(base_url="http://127.0.0.1:9/gemini", assert_all_called=True) as router:
+        create, _ = answered(router, script_answer(script_document(1)), pending_polls=0)
         writer.write(script_request(scenes=1))
-    assert route.calls.last.request.headers["x-goog-api-key"] == API_KEY
+    assert create.calls.last.request.headers["x-goog-api-key"] == API_KEY
+
+
+def test_the_interaction_is_noted_while_it_runs_and_a_new_writer_collects_it(google, writer, tmp_path):
+    """A worker killed while Google writes the script: the next one finds the note in the workspace and
+    waits on the same stored interaction instead of paying for another."""
+    create = google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(200, json=interaction("in_progress")))
+    poll = google.get(f"{INTERACTIONS_PATH}/{INTERACTION_ID}").mock(
+        return_value=httpx.Response(200, json=interaction("in_progress")))
+    clock = FakeClock()
+    slow = gemini.GeminiScriptWriter(API_KEY, timeout_s=30, sleep=clock.sleep, clock=clock)
+    request = script_request(note_dir=tmp_path)
+
+    with pytest.raises(RetriableError, match=f"did not finish within 30 s \\(interaction {INTERACTION_ID}\\)"):
+        slow.write(request)
+    (note,) = tmp_path.glob(".script-*.gemini-task.json")
+    assert json.loads(note.read_text())["task_id"] == INTERACTION_ID
+
+    poll.mock(return_value=httpx.Response(200, json=script_answer(script_document(3))))
+    result = writer.write(request)
+
+    assert create.call_count == 1 and [s.index for s in result.script.scenes] == [0, 1, 2]
+    assert not list(tmp_path.iterdir()), "the note goes once the answer is read"
+
+
+def test_an_interaction_google_no_longer_keeps_is_asked_for_again(google, writer, tmp_path):
+    request = script_request(note_dir=tmp_path)
+    note_for = gemini.fingerprint("gemini-2.5-flash", gemini.script_instructions(request), gemini.script_prompt(request))
+    note = tmp_path / f".script-{note_for[:16]}.gemini-task.json"
+    note.write_text(json.dumps({"task_id": "v1_gone", "fingerprint": note_for}))
+    gone = google.get(f"{INTERACTIONS_PATH}/v1_gone").mock(return_value=httpx.Response(404, json=NOT_FOUND))
+    create, _ = answered(google, script_answer(script_document(3)), pending_polls=0)
+
+    writer.write(request)
+
+    assert gone.call_count == 1 and create.call_count == 1 and not note.exists()
 
 
 def test_a_re_ask_states_the_previous_answers_problems_in_the_prompt(google, writer):
@@ -186,16 +239,13 @@ def test_a_re_ask_states_the_previous_answers_problems_in_the_prompt(google, wri
     from_one = script_document(3)
     for scene in from_one["scenes"]:
         scene["index"] += 1
-    route = google.post(SCRIPT_PATH).mock(
-        side_effect=[
-            httpx.Response(200, json=text_response(json.dumps(too_many))),
-            httpx.Response(200, json=text_response(json.dumps(from_one))),
-        ]
-    )
+    create = google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(200, json=interaction("in_progress")))
+    google.get(f"{INTERACTIONS_PATH}/{INTERACTION_ID}").mock(
+        side_effect=[httpx.Response(200, json=script_answer(too_many)), httpx.Response(200, json=script_answer(from_one))])
     result = write_checked_script(writer.write, script_request(), provider="gemini", min_scenes=3, max_scenes=40)
 
-    assert route.call_count == 2
-    first, second = (json.loads(call.request.content)["contents"][0]["parts"][0]["text"] for call in route.calls)
+    assert create.call_count == 2
+    first, second = (json.loads(call.request.content)["input"] for call in create.calls)
     assert "previous answer" not in first
     assert "Your previous answer to this request could not be used:\n- script has 100 scenes; the channel allows" \
         " at most 40\nWrite the whole script again" in second
@@ -205,13 +255,14 @@ def test_a_re_ask_states_the_previous_answers_problems_in_the_prompt(google, wri
 
 def test_an_answer_outside_the_schema_is_re_asked_then_an_api_failure_carrying_it(google, writer):
     empty_narration = json.dumps({**script_document(1), "scenes": [{**script_document(1)["scenes"][0], "narration": ""}]})
-    route = google.post(SCRIPT_PATH).mock(return_value=httpx.Response(200, json=text_response(empty_narration)))
+    create = google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(200, json=interaction("in_progress")))
+    google.get(f"{INTERACTIONS_PATH}/{INTERACTION_ID}").mock(
+        return_value=httpx.Response(200, json=script_answer(empty_narration)))
     with pytest.raises(UnusableScriptError) as caught:
         write_checked_script(writer.write, script_request(), provider="gemini", min_scenes=1, max_scenes=40)
 
-    assert route.call_count == 2
-    second = sent_json(route)["contents"][0]["parts"][0]["text"]
-    assert "- scenes.0.narration: String should have at least 1 character" in second
+    assert create.call_count == 2
+    assert "- scenes.0.narration: String should have at least 1 character" in sent_json(create)["input"]
     error = caught.value
     assert error.notion_status is NotionStatus.ERROR_API_FAILURE
     assert error.answer == empty_narration and '"narration": ""' in str(error)
@@ -219,43 +270,27 @@ def test_an_answer_outside_the_schema_is_re_asked_then_an_api_failure_carrying_i
 
 
 # --- the script writer: answers ---------------------------------------------------------------
-def test_script_parses_into_the_script_model_and_costs_tokens(google, settings, channel):
+def test_script_parses_into_the_script_model_and_costs_tokens(google):
     pricing = gemini.GeminiPricing(input_usd_per_million_tokens=1.0, output_usd_per_million_tokens=10.0)
-    writer = gemini.create_script(settings, channel, pricing=pricing)
+    writer = gemini.GeminiScriptWriter(API_KEY, pricing=pricing, sleep=lambda s: None)
     document = script_document(3)
-    google.post(SCRIPT_PATH).mock(
-        return_value=httpx.Response(
-            200,
-            json=text_response(json.dumps(document), prompt_tokens=1000, candidate_tokens=2000, thought_tokens=500),
-        )
-    )
+    answered(google, script_answer(document, input_tokens=1000, output_tokens=2000, thought_tokens=500))
     result = writer.write(script_request())
 
     assert result.script.model_dump() == document
-    assert [s.index for s in result.script.scenes] == [0, 1, 2]
     # thinking tokens are billed at the output price: 1000 * $1/M + (2000 + 500) * $10/M
     assert result.cost.usd == pytest.approx(0.001 + 0.025)
-    assert result.cost.units == 3500
-    assert result.cost.unit == "tokens"
+    assert (result.cost.units, result.cost.unit) == (3500, "tokens")
 
 
 def test_default_script_pricing_is_googles_flash_list_price(google, writer):
-    google.post(SCRIPT_PATH).mock(
-        return_value=httpx.Response(
-            200,
-            json=text_response(
-                json.dumps(script_document(1)), prompt_tokens=1_000_000, candidate_tokens=1_000_000, thought_tokens=None
-            ),
-        )
-    )
-    cost = writer.write(script_request(scenes=1)).cost
-    assert cost.usd == pytest.approx(0.30 + 2.50)
+    answered(google, script_answer(script_document(1), input_tokens=1_000_000, output_tokens=1_000_000,
+                                   thought_tokens=None))
+    assert writer.write(script_request(scenes=1)).cost.usd == pytest.approx(0.30 + 2.50)
 
 
 def test_scene_count_outside_the_request_is_returned_for_the_caller_to_judge(google, writer):
-    google.post(SCRIPT_PATH).mock(
-        return_value=httpx.Response(200, json=text_response(json.dumps(script_document(2))))
-    )
+    answered(google, script_answer(script_document(2)))
     result = writer.write(script_request(scenes=6))
     assert len(result.script.scenes) == 2
     assert result.script.problems(min_scenes=3, max_scenes=40) == ["script has 2 scene(s); at least 3 are needed"]
@@ -271,43 +306,41 @@ def test_scene_count_outside_the_request_is_returned_for_the_caller_to_judge(goo
     ],
 )
 def test_malformed_script_json_is_an_api_failure(google, writer, text, why):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(200, json=text_response(text)))
+    answered(google, script_answer(text))
     with pytest.raises(ApiFailureError, match="unexpected response") as caught:
         writer.write(script_request())
     assert caught.value.notion_status is NotionStatus.ERROR_API_FAILURE, why
 
 
 def test_a_body_that_is_not_json_is_an_api_failure(google, writer):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(200, text="<html>proxy error</html>"))
+    google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(200, text="<html>proxy error</html>"))
     with pytest.raises(ApiFailureError, match="unexpected response"):
         writer.write(script_request())
 
 
-def test_an_answer_without_candidates_or_block_reason_is_an_api_failure(google, writer):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(200, json={"modelVersion": "gemini-2.5-flash"}))
-    with pytest.raises(ApiFailureError, match="no candidates"):
+def test_a_completed_interaction_without_text_is_an_api_failure(google, writer):
+    answered(google, interaction("completed"))
+    with pytest.raises(ApiFailureError, match="no script text"):
         writer.write(script_request())
 
 
-def test_script_cut_off_at_max_tokens_is_an_api_failure(google, writer):
-    google.post(SCRIPT_PATH).mock(
-        return_value=httpx.Response(200, json=text_response('{"title": "Wol', finish_reason="MAX_TOKENS"))
-    )
-    with pytest.raises(ApiFailureError, match="MAX_TOKENS"):
+def test_a_script_cut_off_is_an_api_failure(google, writer):
+    answered(google, interaction("incomplete", '{"title": "Wol', errors=[
+        {"code": "MAX_TOKENS", "message": "The output reached the maximum number of tokens."}]))
+    with pytest.raises(ApiFailureError, match="cut off .*MAX_TOKENS"):
         writer.write(script_request())
 
 
-def test_blocked_topic_needs_review(google, writer):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(200, json=prompt_blocked("PROHIBITED_CONTENT")))
-    with pytest.raises(NeedsReviewError, match="blockReason PROHIBITED_CONTENT") as caught:
+def test_a_refused_topic_needs_review(google, writer):
+    answered(google, interaction("failed", errors=[{"code": "PROHIBITED_CONTENT", "message": "The prompt was blocked for safety reasons."}]))
+    with pytest.raises(NeedsReviewError, match="refused by Gemini .*PROHIBITED_CONTENT") as caught:
         writer.write(script_request())
     assert caught.value.notion_status is NotionStatus.ERROR_MANUAL_REVIEW
 
 
-@pytest.mark.parametrize("reason", ["SAFETY", "PROHIBITED_CONTENT", "RECITATION", "SPII"])
-def test_script_stopped_by_safety_needs_review(google, writer, reason):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(200, json=candidate_stopped(reason)))
-    with pytest.raises(NeedsReviewError, match=f"finishReason {reason}"):
+def test_a_failed_interaction_for_another_reason_is_an_api_failure(google, writer):
+    answered(google, interaction("failed", errors=[{"code": "INTERNAL", "message": "An internal error has occurred."}]))
+    with pytest.raises(ApiFailureError, match=f"interaction {INTERACTION_ID} failed: INTERNAL An internal error"):
         writer.write(script_request())
 
 
@@ -424,7 +457,7 @@ ERROR_CASES = [
 def test_documented_errors_map_to_one_class_without_sdk_retries(
     google, writer, code, body, headers, error_class, board_status
 ):
-    route = google.post(SCRIPT_PATH).mock(return_value=httpx.Response(code, json=body, headers=headers))
+    route = google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(code, json=body, headers=headers))
     with pytest.raises(ProviderError) as caught:
         writer.write(script_request())
     error = caught.value
@@ -444,14 +477,14 @@ def test_the_same_mapping_applies_to_image_calls(google, painter, tmp_path):
 
 
 def test_per_minute_quota_retries_after_googles_retry_delay(google, writer):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(429, json=PER_MINUTE_QUOTA))
+    google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(429, json=PER_MINUTE_QUOTA))
     with pytest.raises(RetriableError) as caught:
         writer.write(script_request())
     assert caught.value.retry_after == pytest.approx(26.0)
 
 
 def test_retry_after_header_wins_over_the_body(google, writer):
-    google.post(SCRIPT_PATH).mock(
+    google.post(INTERACTIONS_PATH).mock(
         return_value=httpx.Response(429, json=PER_MINUTE_QUOTA, headers={"Retry-After": "41"})
     )
     with pytest.raises(RetriableError) as caught:
@@ -460,7 +493,7 @@ def test_retry_after_header_wins_over_the_body(google, writer):
 
 
 def test_daily_quota_is_an_api_failure_until_midnight_pacific(google, writer):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(429, json=PER_DAY_QUOTA))
+    google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(429, json=PER_DAY_QUOTA))
     with pytest.raises(ApiFailureError, match="daily quota exhausted") as caught:
         writer.write(script_request())
     error = caught.value
@@ -481,7 +514,7 @@ def test_quota_reset_is_next_midnight_in_pacific_time():
 
 
 def test_non_json_gateway_error_is_retriable(google, writer):
-    google.post(SCRIPT_PATH).mock(return_value=httpx.Response(502, text="<html>Bad Gateway</html>"))
+    google.post(INTERACTIONS_PATH).mock(return_value=httpx.Response(502, text="<html>Bad Gateway</html>"))
     with pytest.raises(RetriableError) as caught:
         writer.write(script_request())
     assert caught.value.status_code == 502
@@ -491,7 +524,7 @@ def test_non_json_gateway_error_is_retriable(google, writer):
     "failure", [httpx.ReadTimeout("read timed out"), httpx.ConnectTimeout("connect timed out")], ids=["read", "connect"]
 )
 def test_timeouts_are_retriable(google, writer, failure):
-    route = google.post(SCRIPT_PATH).mock(side_effect=failure)
+    route = google.post(INTERACTIONS_PATH).mock(side_effect=failure)
     with pytest.raises(RetriableError, match="timed out") as caught:
         writer.write(script_request())
     assert caught.value.notion_status is NotionStatus.ERROR_RETRIABLE

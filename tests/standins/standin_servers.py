@@ -4,9 +4,12 @@ It answers as the documented APIs do (the same shapes the adapter tests' fixture
 real media, so the unmodified adapters — google-genai, httpx for KIE.ai, the elevenlabs SDK,
 googleapiclient — run end to end when the base URLs point here:
 
-- Gemini `POST /v1beta/models/{model}:generateContent`: a `Script` JSON text part for a JSON
-  response schema, a 1344x768 PNG `inlineData` part for responseModalities IMAGE; usageMetadata.
-  https://ai.google.dev/api/generate-content, https://ai.google.dev/gemini-api/docs/image-generation
+- Gemini's script: `POST /v1beta/interactions` (background, stored, a JSON `response_format`) ->
+  an interaction `in_progress`; `GET /v1beta/interactions/{id}` -> `completed` with a `model_output`
+  step whose text is a `Script` JSON, and usage. https://ai.google.dev/gemini-api/docs/interactions
+- Gemini's images: `POST /v1beta/models/{model}:generateContent` with responseModalities IMAGE -> a
+  1344x768 PNG `inlineData` part; usageMetadata. https://ai.google.dev/api/generate-content,
+  https://ai.google.dev/gemini-api/docs/image-generation
 - KIE.ai file upload `POST /api/file-stream-upload` -> data.downloadUrl (served here);
   https://docs.kie.ai/file-upload-api/upload-file-stream
 - Kling via KIE.ai `POST /api/v1/jobs/createTask` -> data.taskId; `GET /api/v1/jobs/recordInfo`
@@ -92,6 +95,8 @@ HEADERS_OF_INTEREST = (
 
 # Which service a path belongs to, and whether calling it costs money or quota.
 SERVICES: tuple[tuple[str, str, bool], ...] = (
+    ("/v1beta/interactions/", "gemini-poll", False),
+    ("/v1beta/interactions", "gemini", True),
     ("/v1beta/models/", "gemini", True),
     ("/api/file-stream-upload", "kie-upload", False),
     ("/api/v1/jobs/createTask", "kling-create", True),
@@ -288,19 +293,18 @@ def script_document(prompt: str) -> dict[str, Any]:
     }
 
 
-def gemini_text_answer(text: str, prompt_tokens: int) -> dict[str, Any]:
-    candidates = max(1, len(text) // 4)
-    return {
-        "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": candidates,
-            "thoughtsTokenCount": 250,
-            "totalTokenCount": prompt_tokens + candidates + 250,
-        },
-        "modelVersion": "gemini-2.5-flash",
-        "responseId": "standin-script",
-    }
+def interaction_answer(interaction_id: str, model: str, status: str, prompt: str, text: str) -> dict[str, Any]:
+    """An interaction as GET /v1beta/interactions/{id} returns it: the input echoed as the first step,
+    the model's text as a `model_output` step once completed, and the usage."""
+    inputs, outputs = max(1, len(prompt) // 4), max(1, len(text) // 4)
+    answer: dict[str, Any] = {"id": interaction_id, "status": status, "model": model,
+                              "created": "2026-12-01T00:00:00Z", "updated": "2026-12-01T00:00:00Z", "role": "model"}
+    if status == "completed":
+        answer["steps"] = [{"type": "user_input", "content": [{"type": "text", "text": prompt}]},
+                           {"type": "model_output", "content": [{"type": "text", "text": text}]}]
+        answer["usage"] = {"total_input_tokens": inputs, "total_output_tokens": outputs, "total_thought_tokens": 250,
+                           "total_tokens": inputs + outputs + 250}
+    return answer
 
 
 def gemini_image_answer(png: bytes, prompt_tokens: int) -> dict[str, Any]:
@@ -337,6 +341,16 @@ class _Task:
 
 
 @dataclass
+class _Interaction:
+    interaction_id: str
+    model: str
+    prompt: str
+    text: str
+    created: float = field(default_factory=time.monotonic)
+    done: bool = False
+
+
+@dataclass
 class _UploadSession:
     total: int
     resource: dict[str, Any]
@@ -353,6 +367,7 @@ class StandinState:
         self.lock = threading.Lock()
         self.uploads: dict[str, Path] = {}  # downloadUrl -> stored file
         self.tasks: dict[str, _Task] = {}
+        self.interactions: dict[str, _Interaction] = {}  # Gemini interactions, by id
         self.sessions: dict[str, _UploadSession] = {}
         self.videos: dict[str, bytes] = {}
         self.thumbnails: dict[str, bytes] = {}
@@ -445,14 +460,16 @@ def create_app(state: StandinState) -> FastAPI:
     keys = state.keys
 
     # --- Gemini ----------------------------------------------------------------------------------
+    def google_invalid_key() -> JSONResponse:
+        return google_error(
+            400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}],
+        )
+
     @app.post("/v1beta/models/{model}:generateContent")
     def generate_content(model: str, request: Request, payload: dict[str, Any] = Body(...)) -> Any:
         if request.headers.get("x-goog-api-key") != keys.gemini:
-            return google_error(
-                400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                  "domain": "googleapis.com"}],
-            )
+            return google_invalid_key()
         prompt = _prompt_text(payload)
         tokens = max(1, len(prompt) // 4)
         config = payload.get("generationConfig") or {}
@@ -460,14 +477,42 @@ def create_app(state: StandinState) -> FastAPI:
             image = media.gemini_png(int(config.get("seed") or 0))
             state.hold("gemini-image")  # made and billed; the answer waits
             return gemini_image_answer(image, tokens)
-        if config.get("responseMimeType") == "application/json":
-            document = script_document(prompt)
-            with state.lock:
-                spoil = state.script_faults.pop(document["title"], None)
-            if spoil is not None:
-                document = spoiled_script(document, spoil)
-            return gemini_text_answer(json.dumps(document), tokens)
-        return google_error(400, "INVALID_ARGUMENT", f"the stand-in answers scripts and images only ({model})")
+        return google_error(400, "INVALID_ARGUMENT", f"the stand-in draws images only here ({model}); scripts are interactions")
+
+    @app.post("/v1beta/interactions")
+    def create_interaction(request: Request, payload: dict[str, Any] = Body(...)) -> Any:
+        if request.headers.get("x-goog-api-key") != keys.gemini:
+            return google_invalid_key()
+        response_format = payload.get("response_format") or {}
+        if response_format.get("mime_type") != "application/json" or not payload.get("background"):
+            return google_error(400, "INVALID_ARGUMENT", "the stand-in writes scripts as background interactions only")
+        prompt = str(payload.get("input") or "")
+        document = script_document(prompt)
+        with state.lock:
+            spoil = state.script_faults.pop(document["title"], None)
+        if spoil is not None:
+            document = spoiled_script(document, spoil)
+        interaction = _Interaction(f"v1_standin_{state.next_id()}", str(payload.get("model")), prompt, json.dumps(document))
+        with state.lock:
+            state.interactions[interaction.interaction_id] = interaction
+            if "gemini-script" in state.holds:
+                state.holding["gemini-script"] += 1
+        return interaction_answer(interaction.interaction_id, interaction.model, "in_progress", prompt, "")
+
+    @app.get("/v1beta/interactions/{interaction_id}")
+    def get_interaction(interaction_id: str, request: Request) -> Any:
+        if request.headers.get("x-goog-api-key") != keys.gemini:
+            return google_invalid_key()
+        interaction = state.interactions.get(interaction_id)
+        if interaction is None:
+            return google_error(404, "NOT_FOUND", f"Interaction {interaction_id} not found.")
+        with state.lock:  # made and billed at the create; while held, it is still "in_progress"
+            held = time.monotonic() - interaction.created < state.holds.get("gemini-script", -1.0)
+            if not interaction.done and not held:
+                interaction.done = True
+                state.holding["gemini-script"] = max(0, state.holding["gemini-script"] - 1)
+        status = "completed" if interaction.done else "in_progress"
+        return interaction_answer(interaction_id, interaction.model, status, interaction.prompt, interaction.text)
 
     # --- KIE.ai file upload + Kling --------------------------------------------------------------
     def kie_authorised(request: Request) -> bool:

@@ -270,6 +270,56 @@ def test_a_worker_killed_while_its_sound_effect_is_made_collects_the_same_task(s
     assert task_id.startswith("task_kie-sound_standin_")
 
 
+KILLED_SCRIPT = """
+import sys
+from pathlib import Path
+from pydantic import SecretStr
+from vidgen.channels import load_channel
+from vidgen.providers import registry
+from vidgen.providers.base import ScriptRequest
+from vidgen.providers.settings import ProviderSettings
+channel_yaml, key, url, request_json, note_dir = sys.argv[1:6]
+settings = ProviderSettings(gemini_api_key=SecretStr(key), gemini_base_url=url)
+writer = registry.build("script", "gemini", settings, load_channel(Path(channel_yaml)))
+writer.first_poll_s = writer.max_poll_s = 0.2
+request = ScriptRequest.model_validate_json(Path(request_json).read_text()).model_copy(update={"note_dir": Path(note_dir)})
+writer.write(request)
+"""
+
+
+def test_a_worker_killed_while_its_script_is_written_collects_the_same_interaction(standins, channel, repo_root,
+                                                                                   tmp_path):
+    """kill -9 while Gemini writes (and bills) the script: the next writer of the same request finds the
+    interaction noted in the workspace and waits on it; Google is asked once."""
+    request = ScriptRequest(title="A killed script", topic="rivers", channel_name="c", style_preamble="s", scenes=3,
+                            words_per_scene=10)
+    (tmp_path / "request.json").write_text(request.model_dump_json())
+    standins.state.holds["gemini-script"] = 60.0
+    before = len(standins.requests)
+    try:
+        worker = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, str(repo_root / "channels" / "wild_frontiers.yaml"),
+                                   standins.keys.gemini, standins.base_url, str(tmp_path / "request.json"),
+                                   str(tmp_path)], cwd=repo_root)
+        deadline = time.monotonic() + 60
+        while not [r for r in standins.requests[before:] if r.service == "gemini-poll"]:  # started, being waited on
+            assert worker.poll() is None and time.monotonic() < deadline, "the script was never asked for"
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        standins.state.release("gemini-script")
+    assert len(list(tmp_path.glob(".script-*.gemini-task.json"))) == 1
+
+    writer = registry.build("script", "gemini", settings_for(standins, standins.keys), channel)
+    writer.first_poll_s = 0.05
+    result = writer.write(request.model_copy(update={"note_dir": tmp_path}))
+
+    assert result.script.title == "A killed script" and len(result.script.scenes) == 3
+    asked = [r for r in standins.requests[before:] if r.service == "gemini"]
+    assert len(asked) == 1, "no second script paid for"
+    assert not list(tmp_path.glob(".script-*"))
+
+
 def test_kling_fault_switches_refuse_each_start_frame_in_turn_and_hold_the_task(standins, tmp_path: Path):
     """What scripts/chaos.py switches on: createTask answers 429 (Retry-After) then 503 for each new
     start frame before it takes the task, and a task stays `generating` for the hold."""

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from vidgen.files import atomic_write_text
 from vidgen.models import Chapter, Cost, Script, WordTiming
 
 
@@ -29,6 +30,34 @@ class ScriptRequest(BaseModel):
     # again (vidgen.script_repair). Excluded from dumps: a request's fingerprint (its cache key) and
     # the local writer's seed stay those of the brief, however the answer was reached.
     previous_problems: list[str] = Field(default_factory=list, exclude=True)
+    # Where a writer whose provider keeps the job may note it while it runs (the video's workspace).
+    note_dir: Path | None = Field(default=None, exclude=True)
+
+
+class KeptTask(BaseModel):
+    """A paid job a provider keeps for us (a KIE task, a Gemini interaction), noted beside what it will
+    become before the wait starts, with the fingerprint of what was asked: a later process (a retry, a
+    new worker after a kill) waits on the same job instead of paying for a second one."""
+
+    task_id: str
+    fingerprint: str
+
+    @staticmethod
+    def path_for(out_path: Path, provider: str) -> Path:
+        return out_path.with_name(f".{out_path.name}.{provider}-task.json")
+
+    @classmethod
+    def load(cls, path: Path, fingerprint: str) -> str | None:
+        """The noted job id, if the note is readable and was made for the same request."""
+        try:
+            kept = cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return kept.task_id if kept.fingerprint == fingerprint else None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, self.model_dump_json())
 
 
 class ScriptResult(BaseModel):

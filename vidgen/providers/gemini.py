@@ -1,11 +1,23 @@
 """Gemini as script writer (structured JSON output) and image generator (Gemini 2.5 Flash Image).
 
-Both talk to `models.generateContent` through the official `google-genai` SDK. Documentation the
+Both go through the official `google-genai` SDK. The script is written by an *interaction* run in
+the background (https://ai.google.dev/gemini-api/docs/interactions: `POST /v1beta/interactions`
+with `background: true, store: true`, then `GET /v1beta/interactions/{id}` until its `status` is
+`completed`; the answer is the text content of the `model_output` step, the JSON schema goes in
+`response_format`), because Google keeps a stored interaction: its id, noted in the video's
+workspace before the wait (`KeptTask`), lets a new worker after a kill collect the script it paid
+for instead of paying again. Images use `models.generateContent`, which keeps nothing (for pictures
+that survive a kill, `images: kie` asks for the same model as a KIE.ai task). Documentation the
 request and response handling follows:
 
-- generateContent request/response, FinishReason, BlockReason, usageMetadata:
+- interactions (background, store, status, steps, usage; the May 2026 steps schema):
+  https://ai.google.dev/gemini-api/docs/interactions; the request and answer shapes are the SDK's own
+  types (`google.genai._gaos.types.interactions`). How a refused prompt reads in an interaction is
+  not spelled out there: a `failed` one whose errors speak of safety goes to a person, any other
+  `failed` one is an API failure, `incomplete` is a script cut off.
+- structured output (a JSON schema, here in `response_format`): https://ai.google.dev/gemini-api/docs/structured-output
+- generateContent request/response, FinishReason, BlockReason, usageMetadata (images):
   https://ai.google.dev/api/generate-content
-- structured output (responseMimeType + responseSchema): https://ai.google.dev/gemini-api/docs/structured-output
 - image generation (responseModalities IMAGE, imageConfig.aspectRatio, inlineData parts):
   https://ai.google.dev/gemini-api/docs/image-generation
 - error codes: https://ai.google.dev/gemini-api/docs/troubleshooting
@@ -18,8 +30,9 @@ Three SDK defaults are overridden on purpose:
 
 - the HTTP backend: google-genai 3.x prefers `httpx2` when installed; we hand it an `httpx.Client`
   so every call goes through plain httpx (which is also what the HTTP-level test mocks intercept);
-- retries: `HttpRetryOptions(attempts=1)` so the SDK never retries — retrying is the orchestrator's
-  policy, decided from the error class alone (one retry policy, not two stacked ones);
+- retries: `HttpRetryOptions(attempts=1)` so the SDK never retries (the interactions client reads
+  the same option) — retrying is the orchestrator's policy, decided from the error class alone (one
+  retry policy, not two stacked ones); polling an interaction is waiting, not retrying;
 - the timeout: the SDK sends no timeout unless told, so a hung socket would hang the worker.
 """
 
@@ -27,20 +40,27 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import time as clock_time
+from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 from google import genai
+from google.genai import _interactions as interaction_errors  # the SDK's error hierarchy for interactions
 from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
 
 from vidgen.channels import Channel
 from vidgen.errors import (
     ApiFailureError,
+    InvalidInputError,
     NeedsReviewError,
     ProviderError,
     RetriableError,
@@ -49,11 +69,16 @@ from vidgen.errors import (
 )
 from vidgen.files import atomic_write_bytes
 from vidgen.models import Cost, Script
-from vidgen.providers.base import ImageRequest, ImageResult, ScriptRequest, ScriptResult
+from vidgen.providers.base import ImageRequest, ImageResult, KeptTask, ScriptRequest, ScriptResult
 from vidgen.providers.settings import ProviderSettings
 from vidgen.script_repair import UnusableScriptError
+from vidgen.workspace import fingerprint
+
+log = logging.getLogger(__name__)
 
 PROVIDER = "gemini"
+PENDING_INTERACTION = frozenset({"in_progress", "queued"})
+SAFETY_MARKERS = ("safety", "blocked", "prohibited", "recitation", "harm")
 API_VERSION = "v1beta"  # the version every REST example in the Gemini API docs uses
 IMAGE_ASPECT_RATIO = "16:9"  # the film is 1920x1080; Gemini 2.5 Flash Image answers 1344x768
 DEFAULT_TIMEOUT_S = 120.0  # the seed's per-call Gemini timeout
@@ -88,14 +113,15 @@ class GeminiPricing(BaseModel):
     output_usd_per_million_tokens: float = Field(default=2.50, ge=0)
     image_usd: float = Field(default=0.039, ge=0)
 
-    def script_cost(self, usage: types.GenerateContentResponseUsageMetadata | None) -> Cost:
-        """Tokens as Google bills them: prompt at the input price, answer + thoughts at the output price."""
+    def script_cost(self, usage: Any) -> Cost:
+        """Tokens as Google bills them: input at the input price, answer + thoughts at the output price
+        (`usage` is an interaction's: total_input_tokens, total_output_tokens, total_thought_tokens)."""
         if usage is None:
             return Cost(usd=0.0, units=0, unit="tokens")
-        prompt = usage.prompt_token_count or 0
-        output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+        prompt = usage.total_input_tokens or 0
+        output = (usage.total_output_tokens or 0) + (usage.total_thought_tokens or 0)
         usd = (prompt * self.input_usd_per_million_tokens + output * self.output_usd_per_million_tokens) / 1e6
-        return Cost(usd=round(usd, 8), units=usage.total_token_count or prompt + output, unit="tokens")
+        return Cost(usd=round(usd, 8), units=usage.total_tokens or prompt + output, unit="tokens")
 
     def image_cost(self) -> Cost:
         return Cost(usd=self.image_usd, units=1, unit="image")
@@ -131,9 +157,9 @@ def _generate(
 
 
 # --- error classification ---------------------------------------------------------------------
-def _error_details(exc: genai_errors.APIError) -> list[dict[str, Any]]:
+def _error_details(body: Any) -> list[dict[str, Any]]:
     """The `error.details` list of a Google API error body (google.rpc.Status), if any."""
-    body = exc.details if isinstance(exc.details, dict) else {}
+    body = body if isinstance(body, dict) else {}
     error = body.get("error", body)
     details = error.get("details") if isinstance(error, dict) else None
     return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
@@ -174,6 +200,24 @@ def seconds_until_quota_reset(now: datetime | None = None) -> float:
 
 
 def classify_api_error(exc: genai_errors.APIError) -> ProviderError:
+    """A generateContent error, classified by `classify_google_error`."""
+    headers = getattr(exc.response, "headers", None)
+    return classify_google_error(int(exc.code or 0), exc.details, headers, status=str(exc.status or ""),
+                                 message=str(exc.message or exc.details or ""))
+
+
+def classify_interaction_error(exc: interaction_errors.APIStatusError) -> ProviderError:
+    """An Interactions API error (the same google.rpc.Status body), classified by `classify_google_error`."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    message = str(error.get("message") or exc.message or "")
+    return classify_google_error(int(exc.status_code), body, exc.response.headers, status=str(error.get("status") or ""),
+                                 message=message)
+
+
+def classify_google_error(
+    code: int, body: Any, headers: Any, *, status: str, message: str
+) -> ProviderError:
     """Map a Google API error (HTTP code + google.rpc status + details) to the vidgen error classes.
 
     The HTTP code decides by default (`classify_http`), with three documented exceptions:
@@ -185,11 +229,8 @@ def classify_api_error(exc: genai_errors.APIError) -> ProviderError:
     - 400 FAILED_PRECONDITION (billing not enabled / free tier unavailable in the region) needs a
       person to fix the account, so it is an API failure.
     """
-    code = int(exc.code or 0)
-    status = str(exc.status or "")
-    message = str(exc.message or exc.details or "")[:500]
-    details = _error_details(exc)
-    headers = getattr(exc.response, "headers", None)
+    message = message[:500]
+    details = _error_details(body)
     header_delay = parse_retry_after(headers.get("retry-after")) if headers is not None else None
     retry_after = header_delay if header_delay is not None else _retry_delay(details)
     described = f"{status} {message}".strip()
@@ -280,8 +321,62 @@ def script_prompt(request: ScriptRequest) -> str:
     return "\n".join(lines)
 
 
+def _interaction_call(action: Callable[[], Any]) -> Any:
+    """One Interactions API call; every failure leaves as a `ProviderError` subclass."""
+    try:
+        return action()
+    except interaction_errors.APIStatusError as exc:
+        raise classify_interaction_error(exc) from exc
+    except interaction_errors.APITimeoutError as exc:
+        raise RetriableError(f"request timed out ({type(exc).__name__})", provider=PROVIDER) from exc
+    except interaction_errors.APIConnectionError as exc:
+        raise RetriableError(f"network error: {exc}", provider=PROVIDER) from exc
+    except interaction_errors.APIError as exc:  # an answer that is not the documented JSON
+        raise ApiFailureError(f"unexpected response: {str(exc)[:200]}", provider=PROVIDER) from exc
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema with its `$ref`s written out: the subset of JSON Schema Gemini enforces."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(item) for item in node] if isinstance(node, list) else node
+
+    return inline(schema)
+
+
+def _interaction_text(interaction: Any) -> str:
+    """The text the model answered: the text content of the interaction's `model_output` steps."""
+    return "".join(
+        str(getattr(content, "text", "") or "")
+        for step in interaction.steps or []
+        if getattr(step, "type", "") == "model_output"
+        for content in getattr(step, "content", None) or []
+        if getattr(content, "type", "") == "text"
+    )
+
+
+def _interaction_problem(interaction: Any) -> str:
+    """What an interaction that did not complete says about why (its errors, its steps' errors)."""
+    said = [f"{e.code or ''} {e.message or ''}".strip() for e in interaction.errors or []]
+    said += [f"{step.error.code or ''} {step.error.message or ''}".strip()
+             for step in interaction.steps or [] if getattr(step, "error", None) is not None]
+    return "; ".join(text for text in said if text) or "no reason given"
+
+
 class GeminiScriptWriter:
-    """Writes a `Script` with Gemini's structured output, validated against the same pydantic model."""
+    """Writes a `Script` with Gemini's structured output, validated against the same pydantic model.
+
+    The interaction runs in Google's background and is stored; its id is noted in `note_dir` (the
+    video's workspace) before the wait, so a retry or a new worker waits on the same paid answer. The
+    note goes once the answer is read; a re-ask (previous problems stated) is another request, noted
+    apart. Time is `clock`/`sleep`, so tests never really wait.
+    """
 
     name = PROVIDER
 
@@ -293,31 +388,97 @@ class GeminiScriptWriter:
         base_url: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         pricing: GeminiPricing | None = None,
+        first_poll_s: float = 1.0,
+        max_poll_s: float = 10.0,
+        sleep: Callable[[float], None] = clock_time.sleep,
+        clock: Callable[[], float] = clock_time.monotonic,
     ):
         self.model = model
         self.pricing = pricing or GeminiPricing()
+        self.timeout_s, self.first_poll_s, self.max_poll_s = timeout_s, first_poll_s, max_poll_s
+        self._sleep, self._clock = sleep, clock
         self._client = make_client(api_key, base_url=base_url, timeout_s=timeout_s)
 
     def write(self, request: ScriptRequest) -> ScriptResult:
-        """One call; the scene count is returned as written (bounds are the caller's rule)."""
-        config = types.GenerateContentConfig(
-            system_instruction=script_instructions(request),
-            response_mime_type="application/json",
-            response_schema=Script,
+        """One request; the scene count is returned as written (bounds are the caller's rule)."""
+        instructions, prompt = script_instructions(request), script_prompt(request)
+        asked = fingerprint(self.model, instructions, prompt)
+        note = KeptTask.path_for(request.note_dir / f"script-{asked[:16]}", PROVIDER) if request.note_dir else None
+        interaction = self._resumed(note, asked) if note else None
+        if interaction is None:
+            interaction = _interaction_call(lambda: self._client.interactions.create(
+                model=self.model,
+                input=prompt,
+                system_instruction=instructions,
+                response_format={"type": "text", "mime_type": "application/json", "schema": json_schema(Script)},
+                background=True,
+                store=True,
+            ))
+            if note:
+                KeptTask(task_id=interaction.id, fingerprint=asked).save(note)
+            if interaction.status in PENDING_INTERACTION:
+                interaction = self._wait(interaction.id)
+        try:
+            return self._script_of(interaction)
+        finally:
+            if note:
+                note.unlink(missing_ok=True)
+
+    def _resumed(self, note: Path, asked: str) -> Any | None:
+        """The noted interaction, finished, if Google still has it."""
+        interaction_id = KeptTask.load(note, asked)
+        if interaction_id is None:
+            return None
+        log.info("resuming Gemini interaction %s for the script", interaction_id)
+        try:
+            return self._wait(interaction_id)
+        except InvalidInputError as exc:
+            if exc.status_code != 404:
+                raise
+            return None  # Google no longer keeps it: ask again
+
+    def _wait(self, interaction_id: str) -> Any:
+        """Poll until the interaction leaves `in_progress`; a transient error while polling is logged,
+        not the interaction failing; past `timeout_s` a RetriableError (the note stays for the retry)."""
+        deadline = self._clock() + self.timeout_s
+        backoff = wait_exponential(multiplier=self.first_poll_s, exp_base=1.5, max=self.max_poll_s)
+
+        def timed_out(state: RetryCallState) -> Any:
+            raise RetriableError(f"the script did not finish within {self.timeout_s:g} s (interaction {interaction_id})",
+                                 provider=PROVIDER)
+
+        def log_transient(state: RetryCallState) -> None:
+            if state.outcome is not None and state.outcome.failed:
+                log.warning("polling Gemini interaction %s: %s (will poll again)", interaction_id, state.outcome.exception())
+
+        polling = Retrying(
+            retry=retry_if_exception_type(RetriableError) | retry_if_result(lambda i: i.status in PENDING_INTERACTION),
+            stop=lambda state: self._clock() >= deadline,
+            wait=lambda state: min(backoff(state), max(0.0, deadline - self._clock())),
+            sleep=self._sleep,
+            before_sleep=log_transient,
+            retry_error_callback=timed_out,
         )
-        response = _generate(self._client, self.model, script_prompt(request), config)
-        candidate = _first_candidate(response)
-        _raise_if_safety_stop(candidate, "the script")
-        text = _answer_text(candidate).strip()
-        reason = _reason_name(candidate.finish_reason)
-        if reason == "MAX_TOKENS":
+        return polling(lambda: _interaction_call(lambda: self._client.interactions.get(interaction_id)))
+
+    def _script_of(self, interaction: Any) -> ScriptResult:
+        status = str(interaction.status)
+        cost = self.pricing.script_cost(interaction.usage)
+        if status == "failed":
+            problem = _interaction_problem(interaction)
+            if any(marker in problem.lower() for marker in SAFETY_MARKERS):
+                raise NeedsReviewError(f"the script was refused by Gemini ({problem})", provider=PROVIDER)
+            raise ApiFailureError(f"the script interaction {interaction.id} failed: {problem}", provider=PROVIDER)
+        if status == "incomplete":
             raise ApiFailureError(
-                "unexpected response: the script was cut off at the output token limit (finishReason MAX_TOKENS)",
-                provider=PROVIDER,
+                "unexpected response: the script was cut off (interaction status incomplete: "
+                f"{_interaction_problem(interaction)})", provider=PROVIDER,
             )
+        if status != "completed":
+            raise ApiFailureError(f"unexpected response: interaction {interaction.id} ended {status}", provider=PROVIDER)
+        text = _interaction_text(interaction).strip()
         if not text:
-            raise ApiFailureError(f"unexpected response: no script text (finishReason {reason or 'none'})", provider=PROVIDER)
-        cost = self.pricing.script_cost(response.usage_metadata)
+            raise ApiFailureError("unexpected response: no script text in the completed interaction", provider=PROVIDER)
         try:
             script = Script.model_validate_json(text)
         except ValidationError as exc:
@@ -435,6 +596,8 @@ __all__ = [
     "GeminiPricing",
     "GeminiScriptWriter",
     "classify_api_error",
+    "classify_google_error",
+    "json_schema",
     "create_images",
     "create_script",
     "image_prompt",

@@ -38,7 +38,8 @@ from vidgen.errors import (
     classify_http,
     parse_retry_after,
 )
-from vidgen.files import atomic_path, atomic_write_text
+from vidgen.files import atomic_path
+from vidgen.providers.base import KeptTask
 
 log = logging.getLogger(__name__)
 
@@ -311,26 +312,6 @@ class KieMarketClient:
 
 
 # --- a task paid for is waited on, never started twice ---------------------------------------------
-class KeptTask(BaseModel):
-    """A started task, noted beside the output it will become, with the fingerprint of what was asked."""
-
-    task_id: str
-    fingerprint: str
-
-    @staticmethod
-    def path_for(out_path: Path, provider: str) -> Path:
-        return out_path.with_name(f".{out_path.name}.{provider}-task.json")
-
-    @classmethod
-    def load(cls, path: Path, fingerprint: str) -> str | None:
-        """The noted task id, if the note is readable and was made for the same request."""
-        try:
-            kept = cls.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return kept.task_id if kept.fingerprint == fingerprint else None
-
-
 def run_kept_task(
     client: KieMarketClient,
     out_path: Path,
@@ -360,7 +341,7 @@ def run_kept_task(
             raise
     task_id = start()
     note.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(note, KeptTask(task_id=task_id, fingerprint=fingerprint).model_dump_json())
+    KeptTask(task_id=task_id, fingerprint=fingerprint).save(note)
     try:
         return client.wait(task_id, timeout_s), note
     except (InvalidInputError, ApiFailureError):
