@@ -379,9 +379,9 @@ class Chaos:
         if reached and stage is S.VIDEOS_GENERATING:
             clips = self.args.videos * self.args.scenes
             self.wait(lambda: len(self.paid_ok("kling-create")) >= clips, f"{clips} Kling tasks created", timeout_s=60)
-        if reached and stage.value in HELD:
-            self.wait(lambda: HELD[stage.value].in_flight(self), f"{HELD[stage.value].service} answers held",
-                      timeout_s=120)
+        held = HELD.get(self.args.stage)
+        if reached and held is not None:
+            self.wait(lambda: held.in_flight(self), f"{held.service} answers held", timeout_s=120)
         self.say(f"at the stage: {self.statuses()}")
         return reached
 
