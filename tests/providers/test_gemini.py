@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import respx
+from fake_clock import FakeClock
 from gemini_api_fixtures import (
     API_KEY_INVALID,
     DEADLINE_EXCEEDED,
@@ -124,19 +125,6 @@ def image_request(tmp_path: Path, **overrides) -> ImageRequest:
 
 def sent_json(route: respx.Route) -> dict:
     return json.loads(route.calls.last.request.content)
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # --- the script writer: a background interaction, kept by its id -----------------------------

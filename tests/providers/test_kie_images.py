@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from kie_api_fixtures import CREATE, RECORD, created, market_client
+from kie_api_fixtures import record as kie_record
 from PIL import Image
 from pydantic import SecretStr
 
@@ -23,39 +25,22 @@ from vidgen.channels import load_channel
 from vidgen.errors import ApiFailureError, RetriableError
 from vidgen.providers import registry
 from vidgen.providers.base import ImageGenerator, ImageRequest
-from vidgen.providers.kie import KieMarketClient
 from vidgen.providers.kie_images import KieImageGenerator
 from vidgen.providers.settings import ProviderSettings
 
-API = "https://api.kie.ai"
-CREATE = f"{API}/api/v1/jobs/createTask"
-RECORD = f"{API}/api/v1/jobs/recordInfo"
 RESULT_URL = "https://tempfile.aiquickdraw.com/i/nano-1.png"
 TASK = "task_nanobanana_1765180586443"
-DOC_CREATE_OK = {"code": 200, "msg": "success", "data": {"taskId": TASK}}
+DOC_CREATE_OK = created(TASK)
 
 
-def record(state: str, *, urls: list[str] | None = None) -> dict:
-    return {"code": 200, "message": "success", "data": {
-        "taskId": TASK, "model": "google/nano-banana", "state": state,
-        "resultJson": json.dumps({"resultUrls": urls}) if urls is not None else "", "failCode": "", "failMsg": ""}}
+def record(state: str, **fields) -> dict:
+    return kie_record(TASK, "google/nano-banana", state, **fields)
 
 
 def picture(fmt: str) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (1344, 768), (40, 90, 160)).save(out, format=fmt)
     return out.getvalue()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -65,10 +50,7 @@ def router() -> respx.Router:
 
 @pytest.fixture
 def images(router) -> KieImageGenerator:
-    clock = Clock()
-    client = KieMarketClient("kie-test-key", provider="kie", what="image",
-                             transport=httpx.MockTransport(router.handler), sleep=clock.sleep, clock=clock)
-    return KieImageGenerator(client, timeout_s=60)
+    return KieImageGenerator(market_client(router, "image"), timeout_s=60)
 
 
 def request_for(tmp_path: Path) -> ImageRequest:

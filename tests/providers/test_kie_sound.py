@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from kie_api_fixtures import CREATE, RECORD, created, market_client
+from kie_api_fixtures import record as kie_record
 from pydantic import SecretStr
 
 from vidgen.channels import load_channel
@@ -24,43 +26,16 @@ from vidgen.errors import ApiFailureError, InvalidInputError, RetriableError
 from vidgen.media.ffmpeg import run_ffmpeg
 from vidgen.providers import registry
 from vidgen.providers.base import SoundDesigner, SoundRequest
-from vidgen.providers.kie import KieMarketClient
 from vidgen.providers.kie_sound import KieSoundDesigner
 from vidgen.providers.settings import ProviderSettings
 
-API = "https://api.kie.ai"
-CREATE = f"{API}/api/v1/jobs/createTask"
-RECORD = f"{API}/api/v1/jobs/recordInfo"
 RESULT_URL = "https://tempfile.aiquickdraw.com/s/sfx-1.mp3"
 TASK = "281e5b0f39b9a6c2d4e8f1a3b5c7d9e0"
-DOC_CREATE_OK = {"code": 200, "msg": "success", "data": {"taskId": TASK}}
+DOC_CREATE_OK = created(TASK)
 
 
-def record(state: str, *, urls: list[str] | None = None, fail_code: str = "", fail_msg: str = "") -> dict:
-    return {
-        "code": 200,
-        "message": "success",
-        "data": {
-            "taskId": TASK,
-            "model": "elevenlabs/sound-effect-v2",
-            "state": state,
-            "resultJson": json.dumps({"resultUrls": urls}) if urls is not None else "",
-            "failCode": fail_code,
-            "failMsg": fail_msg,
-            "createTime": 1698765400000,
-        },
-    }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+def record(state: str, **fields) -> dict:
+    return kie_record(TASK, "elevenlabs/sound-effect-v2", state, **fields)
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +52,7 @@ def router() -> respx.Router:
 
 @pytest.fixture
 def designer(router) -> KieSoundDesigner:
-    clock = Clock()
-    client = KieMarketClient("kie-test-key", provider="kie", what="sound effect",
-                             transport=httpx.MockTransport(router.handler), sleep=clock.sleep, clock=clock)
-    return KieSoundDesigner(client, timeout_s=60)
+    return KieSoundDesigner(market_client(router, "sound effect"), timeout_s=60)
 
 
 def test_it_is_a_sound_designer_named_after_the_channel_yaml_value(designer):

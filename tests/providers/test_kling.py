@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from fake_clock import FakeClock
+from kie_api_fixtures import CREATE, RECORD, created
+from kie_api_fixtures import record as kie_record
 from pydantic import SecretStr
 
 from vidgen.channels import load_channel
@@ -37,35 +40,15 @@ from vidgen.providers.kling import (
 from vidgen.providers.settings import ProviderSettings
 from vidgen.statuses import NotionStatus
 
-API = "https://api.kie.ai"
-CREATE = f"{API}/api/v1/jobs/createTask"
-RECORD = f"{API}/api/v1/jobs/recordInfo"
 UPLOAD = "https://kieai.redpandaai.co/api/file-stream-upload"
 RESULT_URL = "https://tempfile.aiquickdraw.com/kling/result-1.mp4"
 TASK = "task_kling_1765177570132"
-
-# https://docs.kie.ai/market/kling/v2-5-turbo-image-to-video-pro — 200 example
-DOC_CREATE_OK = {"code": 200, "msg": "success", "data": {"taskId": TASK}}
+DOC_CREATE_OK = created(TASK)
 
 
-def record(state: str, *, urls: list[str] | None = None, fail_code: str = "", fail_msg: str = "") -> dict:
-    """A recordInfo body shaped like https://docs.kie.ai/market/common/get-task-detail's example."""
-    return {
-        "code": 200,
-        "message": "success",
-        "data": {
-            "taskId": TASK,
-            "model": "kling/v2-5-turbo-image-to-video-pro",
-            "state": state,
-            "param": json.dumps({"model": "kling/v2-5-turbo-image-to-video-pro", "input": {"prompt": "p"}}),
-            "resultJson": json.dumps({"resultUrls": urls}) if urls is not None else "",
-            "failCode": fail_code,
-            "failMsg": fail_msg,
-            "completeTime": 1698765432000 if state in ("success", "fail") else None,
-            "createTime": 1698765400000,
-            "updateTime": 1698765432000,
-        },
-    }
+def record(state: str, **fields) -> dict:
+    """A recordInfo body for the Kling task, shaped like the documented example."""
+    return kie_record(TASK, "kling/v2-5-turbo-image-to-video-pro", state, **fields)
 
 
 # https://docs.kie.ai/file-upload-api/upload-file-stream — 200 example
@@ -82,21 +65,6 @@ DOC_UPLOAD_OK = {
         "uploadedAt": "2025-01-01T12:00:00.000Z",
     },
 }
-
-
-class FakeClock:
-    """A monotonic clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

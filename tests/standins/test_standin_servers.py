@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,6 +55,17 @@ def settings_for(standins: StandinServer, keys: StandinKeys) -> ProviderSettings
         kie_api_key=SecretStr(keys.kie), kie_base_url=url, kie_upload_base_url=url,
         elevenlabs_api_key=SecretStr(keys.elevenlabs), elevenlabs_base_url=url,
     )
+
+
+def kill_once(program: str, args: list[str], repo_root: Path, started: Callable[[], bool], what: str) -> None:
+    """Runs `program` (python -c) with `args` and kill -9s it as soon as `started()` holds."""
+    worker = subprocess.Popen([sys.executable, "-c", program, *args], cwd=repo_root)
+    deadline = time.monotonic() + 60
+    while not started():
+        assert worker.poll() is None and time.monotonic() < deadline, f"{what} never got going"
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(10)
 
 
 def test_wrong_keys_get_each_services_auth_error(standins, channel, tmp_path: Path):
@@ -145,14 +157,10 @@ def test_a_worker_killed_mid_upload_costs_no_second_upload(standins, channel, re
     standins.state.holds["youtube-upload"], standins.state.upload_keep_bytes = 0.3, 100_000
     before = len(standins.requests)
     try:
-        worker = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISH, str(repo_root / "channels" / "wild_frontiers.yaml"),
-                                   standins.keys.youtube_token, standins.base_url, str(tmp_path)], cwd=repo_root)
-        deadline = time.monotonic() + 60
-        while sum(r.method == "PUT" for r in standins.requests[before:] if r.service == "youtube-upload") < 2:
-            assert worker.poll() is None and time.monotonic() < deadline, "the upload never got going"
-            time.sleep(0.05)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        kill_once(KILLED_PUBLISH, [str(repo_root / "channels" / "wild_frontiers.yaml"), standins.keys.youtube_token,
+                                   standins.base_url, str(tmp_path)], repo_root,
+                  lambda: sum(r.method == "PUT" for r in standins.requests[before:] if r.service == "youtube-upload") >= 2,
+                  "the upload")
         time.sleep(0.5)  # the request the kill cut short is still held by the stand-in
         killed_at = len(standins.requests)
 
@@ -200,15 +208,9 @@ def test_a_worker_killed_while_its_speech_is_made_gets_it_from_the_history(stand
     standins.state.holds["elevenlabs-tts"] = 60.0
     before = len(standins.requests)
     try:
-        worker = subprocess.Popen([sys.executable, "-c", KILLED_NARRATION, str(repo_root / "channels" / "wild_frontiers.yaml"),
-                                   standins.keys.elevenlabs, standins.base_url, str(tmp_path / "request.json")],
-                                  cwd=repo_root)
-        deadline = time.monotonic() + 60
-        while not any(item["text"] == request.text for item in list(standins.state.speech_history)):
-            assert worker.poll() is None and time.monotonic() < deadline, "the speech was never asked for"
-            time.sleep(0.05)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        kill_once(KILLED_NARRATION, [str(repo_root / "channels" / "wild_frontiers.yaml"), standins.keys.elevenlabs,
+                                     standins.base_url, str(tmp_path / "request.json")], repo_root,
+                  lambda: any(item["text"] == request.text for item in list(standins.state.speech_history)), "the speech")
     finally:
         standins.state.release("elevenlabs-tts")
 
@@ -247,14 +249,10 @@ def test_a_worker_killed_while_its_sound_effect_is_made_collects_the_same_task(s
     standins.state.holds["kie-sound"] = 60.0
     before = len(standins.requests)
     try:
-        worker = subprocess.Popen([sys.executable, "-c", KILLED_SOUND, str(repo_root / "channels" / "wild_frontiers.yaml"),
-                                   standins.keys.kie, standins.base_url, str(tmp_path / "request.json")], cwd=repo_root)
-        deadline = time.monotonic() + 60
-        while not any(r.path.endswith("/recordInfo") for r in standins.requests[before:]):  # started, being waited on
-            assert worker.poll() is None and time.monotonic() < deadline, "the sound effect was never asked for"
-            time.sleep(0.05)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        kill_once(KILLED_SOUND, [str(repo_root / "channels" / "wild_frontiers.yaml"), standins.keys.kie,
+                                 standins.base_url, str(tmp_path / "request.json")], repo_root,
+                  lambda: any(r.path.endswith("/recordInfo") for r in standins.requests[before:]),  # being waited on
+                  "the sound effect")
     finally:
         standins.state.release("kie-sound")
     (started,) = [r.json["input"]["text"] for r in standins.requests[before:] if r.service == "kie-sound"]
@@ -297,15 +295,10 @@ def test_a_worker_killed_while_its_script_is_written_collects_the_same_interacti
     standins.state.holds["gemini-script"] = 60.0
     before = len(standins.requests)
     try:
-        worker = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, str(repo_root / "channels" / "wild_frontiers.yaml"),
-                                   standins.keys.gemini, standins.base_url, str(tmp_path / "request.json"),
-                                   str(tmp_path)], cwd=repo_root)
-        deadline = time.monotonic() + 60
-        while not [r for r in standins.requests[before:] if r.service == "gemini-poll"]:  # started, being waited on
-            assert worker.poll() is None and time.monotonic() < deadline, "the script was never asked for"
-            time.sleep(0.05)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        kill_once(KILLED_SCRIPT, [str(repo_root / "channels" / "wild_frontiers.yaml"), standins.keys.gemini,
+                                  standins.base_url, str(tmp_path / "request.json"), str(tmp_path)], repo_root,
+                  lambda: any(r.service == "gemini-poll" for r in standins.requests[before:]),  # being waited on
+                  "the script")
     finally:
         standins.state.release("gemini-script")
     assert len(list(tmp_path.glob(".script-*.gemini-task.json"))) == 1

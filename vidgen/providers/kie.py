@@ -38,8 +38,10 @@ from vidgen.errors import (
     classify_http,
     parse_retry_after,
 )
+from vidgen.channels import Channel
 from vidgen.files import atomic_path
 from vidgen.providers.base import KeptTask
+from vidgen.providers.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +311,16 @@ class KieMarketClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def market_client(settings: ProviderSettings, channel: Channel, *, provider: str, what: str) -> KieMarketClient:
+    """The market client a registry factory hands its provider: needs KIE_API_KEY."""
+    if settings.kie_api_key is None or not settings.kie_api_key.get_secret_value().strip():
+        raise ApiFailureError(
+            f"KIE_API_KEY is not set; channel {channel.id!r} makes its {what}s through KIE.ai", provider=provider
+        )
+    return KieMarketClient(settings.kie_api_key.get_secret_value().strip(), settings.kie_base_url, provider=provider,
+                           what=what)
 
 
 # --- a task paid for is waited on, never started twice ---------------------------------------------

@@ -22,7 +22,7 @@ from vidgen.errors import ApiFailureError, InvalidInputError
 from vidgen.files import atomic_write_bytes
 from vidgen.providers.base import ImageRequest, ImageResult
 from vidgen.providers.gemini import IMAGE_ASPECT_RATIO, GeminiPricing, image_prompt, png_bytes
-from vidgen.providers.kie import KieMarketClient, run_kept_task
+from vidgen.providers.kie import KieMarketClient, market_client, run_kept_task
 from vidgen.providers.settings import ProviderSettings
 from vidgen.workspace import fingerprint
 
@@ -82,14 +82,7 @@ class KieImageGenerator:
 
 def create_images(settings: ProviderSettings, channel: Channel) -> KieImageGenerator:
     """The registry's factory: needs KIE_API_KEY."""
-    if settings.kie_api_key is None or not settings.kie_api_key.get_secret_value().strip():
-        raise ApiFailureError(
-            f"KIE_API_KEY is not set; channel {channel.id!r} makes its images through KIE.ai", provider=PROVIDER
-        )
-    client = KieMarketClient(
-        settings.kie_api_key.get_secret_value().strip(), settings.kie_base_url, provider=PROVIDER, what="image"
-    )
-    return KieImageGenerator(client, model=settings.kie_image_model)
+    return KieImageGenerator(market_client(settings, channel, provider=PROVIDER, what="image"), model=settings.kie_image_model)
 
 
 __all__ = ["KieImageGenerator", "create_images"]

@@ -20,7 +20,7 @@ from vidgen.channels import Channel
 from vidgen.errors import ApiFailureError, InvalidInputError
 from vidgen.providers.base import SoundRequest, SoundResult
 from vidgen.providers.elevenlabs import ElevenLabsPricing, looks_like_mp3
-from vidgen.providers.kie import KieMarketClient, run_kept_task
+from vidgen.providers.kie import KieMarketClient, market_client, run_kept_task
 from vidgen.providers.settings import ProviderSettings
 from vidgen.workspace import fingerprint
 
@@ -92,14 +92,7 @@ class KieSoundDesigner:
 
 def create_sound(settings: ProviderSettings, channel: Channel) -> KieSoundDesigner:
     """The registry's factory: needs KIE_API_KEY."""
-    if settings.kie_api_key is None or not settings.kie_api_key.get_secret_value().strip():
-        raise ApiFailureError(
-            f"KIE_API_KEY is not set; channel {channel.id!r} makes its sound effects through KIE.ai", provider=PROVIDER
-        )
-    client = KieMarketClient(
-        settings.kie_api_key.get_secret_value().strip(), settings.kie_base_url, provider=PROVIDER, what="sound effect"
-    )
-    return KieSoundDesigner(client, model=settings.kie_sound_model)
+    return KieSoundDesigner(market_client(settings, channel, provider=PROVIDER, what="sound effect"), model=settings.kie_sound_model)
 
 
 __all__ = ["KieSoundDesigner", "create_sound"]
