@@ -281,3 +281,31 @@ def test_a_page_another_process_delivers_is_left_to_it_until_its_lease_ends(
     now[0] += CLAIM_LEASE_S + 1  # that process died mid-delivery
     assert outbox.deliver(gateway).pending == 0
     assert gateway.get_entry(card.page_id).status == "Processing"
+
+
+def test_a_page_whose_deliverer_was_killed_is_taken_over_at_once(
+    gateway: NotionGateway, tmp_path: Path, weather: Weather
+) -> None:
+    """A worker killed mid-delivery leaves its claim with most of its lease to run: a process of the
+    same host that is gone does not hold the page, so the next write goes out at once."""
+    import socket
+
+    from vidgen.notion.outbox import owner_is_gone
+
+    outbox = CardOutbox(tmp_path / "outbox.sqlite")
+    card = _queued(gateway)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = f"{socket.gethostname()}/{dead.pid}/a-delivery"
+    assert outbox._claim(card.page_id, killed) and owner_is_gone(killed)
+
+    written = outbox.write(gateway, card, card_changes(S.PROCESSING))
+
+    assert not written.queued and gateway.get_entry(card.page_id).status == "Processing"
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:  # a live process of this host, or any process of another host, keeps its lease
+        assert not owner_is_gone(f"{socket.gethostname()}/{alive.pid}/x")
+        assert not owner_is_gone(f"another-host/{dead.pid}/x") and not owner_is_gone("another process")
+    finally:
+        alive.kill()
+        alive.wait()

@@ -8,7 +8,8 @@ older one of the same page; the poller delivers whatever is left at the start of
 
 The outbox is a SQLite file (`notion-outbox.sqlite` under VIDGEN_HOME): it survives a restart of
 the process, and the runs and the poller of one machine share it. One process at a time delivers a
-page (a claim with a lease, so a dead deliverer does not block the page for good).
+page (a claim with a lease, so a dead deliverer does not block the page for good; a claim whose
+owner was a process on this host that is gone, a killed worker, is taken over at once).
 
 A pending write is kept with the card it was made from (`base`), so it is sent exactly as it would
 have been (`NotionGateway.update_entry` from that card): sending it again is harmless. Consecutive
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -44,6 +47,27 @@ log = logging.getLogger(__name__)
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (NotionUnavailable, NotionRateLimited)
 # Longer than one gateway write with all its retries (60 s) plus a request timeout (30 s).
 CLAIM_LEASE_S = 300.0
+
+
+def new_owner() -> str:
+    """A deliverer's name: this host, this process, and a token for this delivery."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """Whether a claim's owner was a process of this host that no longer runs (killed mid-delivery).
+    Another host's owner, or one named otherwise, is never judged: its lease decides."""
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 class Logger(Protocol):
@@ -213,7 +237,7 @@ class CardOutbox:
         now = self._clock()
         with self._transaction() as db:
             row = db.execute("SELECT owner, until FROM delivery_claims WHERE page_id = ?", (page_id,)).fetchone()
-            if row is not None and row[0] != owner and row[1] > now:
+            if row is not None and row[0] != owner and row[1] > now and not owner_is_gone(row[0]):
                 return False
             db.execute(
                 "INSERT OR REPLACE INTO delivery_claims (page_id, owner, until) VALUES (?, ?, ?)",
@@ -263,7 +287,7 @@ class CardOutbox:
         return delivery
 
     def _deliver_page(self, gateway: NotionGateway, page_id: str, delivery: Delivery, logger: Logger) -> None:
-        owner = uuid.uuid4().hex
+        owner = new_owner()
         if not self._claim(page_id, owner):
             return  # another process delivers this page, including what was just kept
         try:
