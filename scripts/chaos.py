@@ -631,8 +631,9 @@ POLL_FLOOD_WINDOW_S = 60.0
 def worker_down(chaos: Chaos) -> None:
     """`vidgen serve` stopped for `--worker-down-s` s mid-video, then back: the polls that fell due
     meanwhile must not all run (the poll deployment runs one at a time and drops a poll due while
-    another runs). Counted: poll runs that started in the first minute after the new worker was ready,
-    against the minute's polls (60 / interval, and one for the first); more is a flood."""
+    another runs). Counted: poll runs that ran (not dropped at submission) in the first minute after
+    the new worker was ready, against the minute's polls (60 / interval, and one for the first); more
+    is a flood."""
     chaos.wait_stage()
     stop_worker(chaos)
     chaos.note(f"vidgen serve down for {chaos.args.worker_down_s:g} s")
@@ -641,11 +642,14 @@ def worker_down(chaos: Chaos) -> None:
     back = datetime.now(timezone.utc)
     chaos.lifted("a new vidgen serve is ready")
     time.sleep(POLL_FLOOD_WINDOW_S)
-    started = [run for run in read_runs("poll-notion", chaos.since)
-               if run.start_time and 0 <= (run.start_time - back).total_seconds() <= POLL_FLOOD_WINDOW_S]
+    polls = [run for run in read_runs("poll-notion", chaos.since)
+             if run.start_time and 0 <= (run.start_time - back).total_seconds() <= POLL_FLOOD_WINDOW_S]
+    # A poll dropped at submission (one runs at a time) is Cancelled without running: not a replay.
+    started = [run for run in polls if run.state_name != "Cancelled"]
     due = int(POLL_FLOOD_WINDOW_S // chaos.args.poll_interval) + 1
     missed = int(chaos.args.worker_down_s // chaos.args.poll_interval)
-    chaos.note(f"poll runs started in the first {POLL_FLOOD_WINDOW_S:.0f} s back: {len(started)} "
+    chaos.note(f"poll runs that ran in the first {POLL_FLOOD_WINDOW_S:.0f} s back: {len(started)}, "
+               f"{len(polls) - len(started)} more dropped at submission "
                f"(polls due in that minute: {due}; missed while down: {missed})")
     if len(started) > due:
         for page in chaos.pages:
