@@ -55,7 +55,6 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
 
 from vidgen.channels import Channel
 from vidgen.errors import (
@@ -70,6 +69,7 @@ from vidgen.errors import (
 from vidgen.files import atomic_write_bytes
 from vidgen.models import Cost, Script
 from vidgen.providers.base import ImageRequest, ImageResult, KeptTask, ScriptRequest, ScriptResult
+from vidgen.providers.polling import poll_until
 from vidgen.providers.settings import ProviderSettings
 from vidgen.script_repair import UnusableScriptError
 from vidgen.workspace import fingerprint
@@ -440,26 +440,15 @@ class GeminiScriptWriter:
     def _wait(self, interaction_id: str) -> Any:
         """Poll until the interaction leaves `in_progress`; a transient error while polling is logged,
         not the interaction failing; past `timeout_s` a RetriableError (the note stays for the retry)."""
-        deadline = self._clock() + self.timeout_s
-        backoff = wait_exponential(multiplier=self.first_poll_s, exp_base=1.5, max=self.max_poll_s)
-
-        def timed_out(state: RetryCallState) -> Any:
-            raise RetriableError(f"the script did not finish within {self.timeout_s:g} s (interaction {interaction_id})",
-                                 provider=PROVIDER)
-
-        def log_transient(state: RetryCallState) -> None:
-            if state.outcome is not None and state.outcome.failed:
-                log.warning("polling Gemini interaction %s: %s (will poll again)", interaction_id, state.outcome.exception())
-
-        polling = Retrying(
-            retry=retry_if_exception_type(RetriableError) | retry_if_result(lambda i: i.status in PENDING_INTERACTION),
-            stop=lambda state: self._clock() >= deadline,
-            wait=lambda state: min(backoff(state), max(0.0, deadline - self._clock())),
-            sleep=self._sleep,
-            before_sleep=log_transient,
-            retry_error_callback=timed_out,
+        return poll_until(
+            lambda: _interaction_call(lambda: self._client.interactions.get(interaction_id)),
+            lambda interaction: interaction.status not in PENDING_INTERACTION, timeout_s=self.timeout_s,
+            timed_out=lambda: RetriableError(
+                f"the script did not finish within {self.timeout_s:g} s (interaction {interaction_id})", provider=PROVIDER
+            ),
+            what=f"Gemini interaction {interaction_id}", first_poll_s=self.first_poll_s, max_poll_s=self.max_poll_s,
+            sleep=self._sleep, clock=self._clock,
         )
-        return polling(lambda: _interaction_call(lambda: self._client.interactions.get(interaction_id)))
 
     def _script_of(self, interaction: Any) -> ScriptResult:
         status = str(interaction.status)

@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, retry_if_result, wait_exponential
 
 from vidgen.errors import (
     ApiFailureError,
@@ -41,6 +40,7 @@ from vidgen.errors import (
 from vidgen.channels import Channel
 from vidgen.files import atomic_path
 from vidgen.providers.base import KeptTask
+from vidgen.providers.polling import poll_until
 from vidgen.providers.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
@@ -255,28 +255,15 @@ class KieMarketClient:
         last pause is cut short so the final poll falls on the deadline. A transient error while polling
         is not the task failing: it is logged and polling goes on.
         """
-        deadline = self._clock() + timeout_s
-        backoff = wait_exponential(multiplier=self.first_poll_s, exp_base=self.poll_growth, max=self.max_poll_s)
-
-        def timed_out(state: RetryCallState) -> MarketTask:
-            raise RetriableError(
+        return poll_until(
+            lambda: self._poll_once(task_id), lambda task: task.state == "success", timeout_s=timeout_s,
+            timed_out=lambda: RetriableError(
                 f"{self.provider.capitalize()} did not finish within {describe_timeout(timeout_s)} (task {task_id})",
                 provider=self.provider,
-            )
-
-        def log_transient(state: RetryCallState) -> None:
-            if state.outcome is not None and state.outcome.failed:
-                log.warning("polling %s task %s: %s (will poll again)", self.provider, task_id, state.outcome.exception())
-
-        polling = Retrying(
-            retry=retry_if_exception_type(RetriableError) | retry_if_result(lambda task: task.state != "success"),
-            stop=lambda state: self._clock() >= deadline,
-            wait=lambda state: min(backoff(state), deadline - self._clock()),
-            sleep=self._sleep,
-            before_sleep=log_transient,
-            retry_error_callback=timed_out,
+            ),
+            what=f"{self.provider} task {task_id}", first_poll_s=self.first_poll_s, max_poll_s=self.max_poll_s,
+            growth=self.poll_growth, sleep=self._sleep, clock=self._clock,
         )
-        return polling(self._poll_once, task_id)
 
     def _poll_once(self, task_id: str) -> MarketTask:
         """One look at the task: returned while pending or done, raised when it failed."""
