@@ -38,11 +38,12 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 from prefect.deployments import run_deployment
+from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.flow_runs import resume_flow_run
 from pydantic import BaseModel, Field
 
-from blocks.automations import emit_card_error
+from blocks.automations import HEARTBEAT_FREQUENCY_S, emit_card_error
 from flows.review import ReviewDecision, check_redo
 from tasks.notion import CARD_WRITE_PREFIX, deliver_card_writes, notion_gateway, status_in_card_write
 from vidgen.config import Paths
@@ -64,6 +65,9 @@ RESTING_STATUSES: frozenset[S] = ERROR_STATUSES | {S.UPLOAD_COMPLETE, S.ARCHIVED
 # A run that ended this recently is left to the next poll: its own last card write may still be on the
 # wire, and the crash-restart automation (`vidgen setup`) reschedules a Crashed run a moment after.
 SETTLE_S = 20.0
+# A Crashed run's process, if it is alive, sends a heartbeat within this long (two periods: one may
+# be in flight, and Prefect's event persister writes in batches).
+CRASH_SETTLE_S = 2.0 * HEARTBEAT_FREQUENCY_S
 
 
 class PollSummary(BaseModel):
@@ -291,6 +295,32 @@ def is_latest_and_over(run: FlowRun, page_runs: list[FlowRun]) -> bool:
     return all(r.id == run.id or r.created is None or run.created is None or r.created <= run.created for r in page_runs)
 
 
+def crashed_but_alive(client: Any, run: FlowRun, now: datetime) -> bool:
+    """Whether a Crashed run's process may still be making the video: it has sent a heartbeat since
+    it was marked, or was marked too recently to have sent one.
+
+    The zombie automation marks a run Crashed when no heartbeat reached Prefect's server for 90 s,
+    and an outage of the server longer than that looks the same as a dead worker (the detector
+    keeps no memory of its own downtime; scripts/chaos.py prefect-restart at 150 s). The live run
+    goes on regardless (Prefect 3 does not stop a run's tasks for its state, and its end is accepted
+    over Crashed): the card is still its own, and an Error written there now would refuse its next
+    write."""
+    if seconds_since_end(run, now) < CRASH_SETTLE_S:
+        return True
+    since = run.end_time or (run.state.timestamp if run.state else None)
+    if since is None:
+        return False
+    beats = client.read_events(
+        filter=EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            resource=EventResourceFilter(id=[f"prefect.flow-run.{run.id}"]),
+            occurred=EventOccurredFilter(since=since, until=now),
+        ),
+        limit=1,
+    )
+    return bool(beats.events)
+
+
 def ended_reason(run: FlowRun, at: S) -> str:
     """The card's Error text for a run that ended without writing it: Prefect is where it was seen."""
     message = (run.state.message if run.state else "") or "the run ended unexpectedly"
@@ -306,7 +336,8 @@ def reconcile_ended_runs(window_minutes: int = 15, settle_s: float | None = None
     restart automation rescheduled is live again). The card is written only when it still shows the
     status that run last wrote: anything else means the run's own final write landed, or a person
     moved the card, and either way the board already says what is true. Runs that ended less than
-    `settle_s` ago wait for the next poll. A page deleted or archived (whose run was cancelled for
+    `settle_s` ago wait for the next poll, and a Crashed run whose process still sends heartbeats
+    (`crashed_but_alive`) is left to go on. A page deleted or archived (whose run was cancelled for
     it) needs nothing."""
     settle_s = SETTLE_S if settle_s is None else settle_s
     now = datetime.now(timezone.utc)
@@ -319,16 +350,22 @@ def reconcile_ended_runs(window_minutes: int = 15, settle_s: float | None = None
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["produce-video"])),
             sort=FlowRunSort.END_TIME_DESC,
         )
+        ended: list[FlowRun] = []
+        seen: set[str] = set()
+        for run in runs:
+            page_id = page_of(run)
+            if page_id is None or page_id in seen:
+                continue
+            seen.add(page_id)
+            if seconds_since_end(run, now) < settle_s or not is_latest_and_over(run, runs_for_page(page_id, list(StateType))):
+                continue
+            if run.state and run.state.type is StateType.CRASHED and crashed_but_alive(client, run, now):
+                continue
+            ended.append(run)
     handled: list[str] = []
-    seen: set[str] = set()
     gateway = notion_gateway()
-    for run in runs:
+    for run in ended:
         page_id = page_of(run)
-        if page_id is None or page_id in seen:
-            continue
-        seen.add(page_id)
-        if seconds_since_end(run, now) < settle_s or not is_latest_and_over(run, runs_for_page(page_id, list(StateType))):
-            continue
         try:
             entry = gateway.get_entry(page_id)
         except NotionNotFound:

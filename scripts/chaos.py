@@ -22,6 +22,9 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   new one starts. Expected: one poll, not every poll missed meanwhile (counted over the first minute).
 * prefect-restart: Prefect's server stopped for `--prefect-down-s` s and started again (same port,
   same database), twice: at the stage, and `--prefect-gap-s` s after it answers again.
+* false-crash: every busy run marked Crashed while its process lives, as the zombie automation does
+  when a run's heartbeats could not reach the server (an outage longer than its 90-s window).
+  Expected: the live process steps aside, the crash-restart automation runs the run again.
 * notion-down: the local Notion server stopped for `--outage-s` s, then started again on the same
   port and store. Card writes wait in the outbox meanwhile; the poll delivers them.
 * notion-429: for `--throttle-s` s (2 minutes) every Notion request is answered 429 `rate_limited`
@@ -112,8 +115,8 @@ from vidgen.notion.gateway import NotionGateway  # noqa: E402
 from vidgen.notion.ratelimit import RetryPolicy  # noqa: E402
 from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
 
-FAULT_NAMES = ("kill9", "sigterm", "worker-down", "prefect-restart", "notion-down", "notion-429", "requeue-busy",
-               "provider-429", "bad-script", "quota")
+FAULT_NAMES = ("kill9", "sigterm", "worker-down", "prefect-restart", "false-crash", "notion-down", "notion-429",
+               "requeue-busy", "provider-429", "bad-script", "quota")
 UPLOAD_KEEP_BYTES = 256 * 1024  # what the stand-in keeps of each upload request when uploads are held
 REAL_PROVIDERS = dict(script="gemini", images="kie", clips="kling", narration="elevenlabs", sound="kie",
                       publisher="youtube")
@@ -675,6 +678,28 @@ def prefect_restart(chaos: Chaos) -> None:
         chaos.lifted(f"Prefect's server answers again ({n} of 2)")
 
 
+def false_crash(chaos: Chaos) -> None:
+    """Every busy run marked Crashed while its process is alive, as the zombie automation marks a run
+    whose heartbeats did not reach the server: Prefect's server down longer than the detector's
+    window (prefect-restart with `--prefect-down-s 150`), where it is a race with the first
+    heartbeat back; here it is certain."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    from blocks.automations import zombie_automation
+
+    chaos.wait_stage()
+    message = zombie_automation().actions[0].message
+    chaos.note(f"every Running run marked Crashed ({message!r}) with {chaos.statuses()}")
+    with get_client(sync_client=True) as client:
+        for page_runs in chaos.runs().values():
+            for run in page_runs:
+                if run.state_type == StateType.RUNNING:
+                    client.set_flow_run_state(run.id, Crashed(message=message))
+    chaos.lifted("the runs are marked Crashed")
+
+
 def notion_down(chaos: Chaos) -> None:
     from vidgen import stack
 
@@ -841,6 +866,7 @@ def quota(chaos: Chaos) -> None:
 
 FAULTS: dict[str, Callable[[Chaos], None]] = {
     "kill9": kill9, "sigterm": sigterm, "worker-down": worker_down, "prefect-restart": prefect_restart,
+    "false-crash": false_crash,
     "notion-down": notion_down, "notion-429": notion_429, "requeue-busy": requeue_busy,
     "provider-429": provider_429, "bad-script": bad_script, "quota": quota,
 }

@@ -177,3 +177,14 @@ def stack(prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.Mon
             for cached in (notion_gateway, provider_settings, ledger_engine, _ledger):
                 cached.cache_clear()
     shutil.rmtree(tmp_path / "workspaces", ignore_errors=True)
+
+
+@pytest.fixture
+def prefect_api(prefect_server, monkeypatch):
+    """This process pointed at the session's Prefect server (settings and the workers' environment)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    for key, value in prefect_server.env.items():
+        monkeypatch.setenv(key, value)
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: prefect_server.home}):
+        yield prefect_server

@@ -44,16 +44,6 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
         server.server_close()
 
 
-@pytest.fixture
-def prefect_api(prefect_server, monkeypatch):
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
-    for key, value in prefect_server.env.items():
-        monkeypatch.setenv(key, value)
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url, PREFECT_HOME: prefect_server.home}):
-        yield prefect_server
-
-
 def _wait_for(received: list[dict], text: str) -> dict:
     deadline = time.monotonic() + ALERT_WAIT_S
     while time.monotonic() < deadline:

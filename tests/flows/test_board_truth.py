@@ -9,11 +9,13 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
 from notion_client import Client
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.events.filters import EventFilter
 from prefect.settings import PREFECT_UI_URL, temporary_settings
 
 import flows.poll_notion as poll
@@ -52,6 +54,7 @@ class Prefect:
         self.ended: list[FlowRun] = []
         self.page_runs: dict[str, list[FlowRun]] = {}
         self.last_written: dict[str, S] = {}
+        self.heartbeats: dict[str, list[datetime]] = {}  # event resource id -> when each heartbeat occurred
         self.alerts: list[dict] = []
         monkeypatch.setattr(poll, "notion_gateway", lambda: gateway)
         monkeypatch.setattr(poll, "get_client", lambda sync_client: self)
@@ -69,6 +72,17 @@ class Prefect:
 
     def read_flow_runs(self, **_filters) -> list[FlowRun]:
         return self.ended
+
+    def read_events(self, filter: EventFilter, limit: int) -> SimpleNamespace:
+        """Prefect's event query, for heartbeats: the filter's resource, name and time window apply."""
+        assert filter.event.name == ["prefect.flow-run.heartbeat"]
+        found = [at for resource in filter.resource.id for at in self.heartbeats.get(resource, [])
+                 if filter.occurred.since <= at <= filter.occurred.until]
+        return SimpleNamespace(events=found[:limit])
+
+    def heartbeat(self, run: FlowRun, s_ago: float) -> None:
+        self.heartbeats.setdefault(f"prefect.flow-run.{run.id}", []).append(
+            datetime.now(timezone.utc) - timedelta(seconds=s_ago))
 
     def run(self, page_id: str, state: StateType, *, ended_s_ago: float = 120, created_s_ago: float = 600,
             message: str = "", wrote: S | None = None) -> FlowRun:
@@ -156,9 +170,34 @@ def test_only_the_pages_most_recent_run_counts(gateway, prefect, card):
 
 def test_a_run_that_just_ended_is_left_to_the_next_poll(gateway, prefect, card):
     entry = card(S.VIDEOS_GENERATING)
-    prefect.run(entry.page_id, StateType.CRASHED, wrote=S.VIDEOS_GENERATING, ended_s_ago=2)
+    prefect.run(entry.page_id, StateType.FAILED, wrote=S.VIDEOS_GENERATING, ended_s_ago=2)
     assert poll.reconcile_ended_runs.fn() == []
     assert poll.reconcile_ended_runs.fn(settle_s=1) == [entry.page_id]
+
+
+def test_a_crashed_run_whose_process_still_beats_is_left_to_go_on(gateway, prefect, card):
+    """The zombie automation marked it while its heartbeats could not reach the server (an outage
+    longer than 90 s); its process went on and will write the card itself."""
+    entry = card(S.VIDEOS_GENERATING)
+    run = prefect.run(entry.page_id, StateType.CRASHED, message="Marked Crashed: no heartbeat for 90 s",
+                      wrote=S.VIDEOS_GENERATING, ended_s_ago=120)
+    prefect.heartbeat(run, s_ago=200)  # before it was marked: says nothing
+    assert poll.reconcile_ended_runs.fn() == [entry.page_id]
+    entry = card(S.VIDEOS_GENERATING, title="Still going")
+    run = prefect.run(entry.page_id, StateType.CRASHED, wrote=S.VIDEOS_GENERATING, ended_s_ago=120)
+    prefect.heartbeat(run, s_ago=100)
+    assert poll.reconcile_ended_runs.fn() == []
+    assert gateway.get_entry(entry.page_id).notion_status is S.VIDEOS_GENERATING
+
+
+def test_a_run_crashed_too_recently_to_have_beaten_since_waits(gateway, prefect, card):
+    within = poll.CRASH_SETTLE_S / 2  # past SETTLE_S, short of a heartbeat period and a half
+    assert poll.SETTLE_S < within
+    crashed = card(S.VIDEOS_GENERATING)
+    prefect.run(crashed.page_id, StateType.CRASHED, wrote=S.VIDEOS_GENERATING, ended_s_ago=within)
+    failed = card(S.VIDEOS_GENERATING, title="Failed")
+    prefect.run(failed.page_id, StateType.FAILED, wrote=S.VIDEOS_GENERATING, ended_s_ago=within)
+    assert poll.reconcile_ended_runs.fn() == [failed.page_id]
 
 
 def test_a_card_moved_since_the_runs_last_write_is_not_overwritten(gateway, prefect, card):
