@@ -397,6 +397,26 @@ def test_a_retry_after_timeout_resumes_the_paid_task_instead_of_paying_again(rou
     assert sorted(p.name for p in out.parent.iterdir()) == ["scene-01.mp4"]
 
 
+def test_an_error_asking_about_the_paid_task_keeps_it_for_the_next_try(router, client, clock, composite, tmp_path,
+                                                                     small_clip):
+    """A key revoked (or credits spent) while the clip is made: the task is paid for and may finish,
+    so its note stays, and the try after the key is mended collects it without a new createTask."""
+    out = tmp_path / "videos" / "scene-01.mp4"
+    upload, create, poll, _ = mock_happy_path(router, small_clip, polls=1)
+    poll.mock(return_value=httpx.Response(200, json=envelope(401, "Unauthorized")))
+    request = ClipRequest(image_path=composite, motion_prompt="Pan left", duration_s=5, out_path=out)
+    kling = animator(router, client, timeout_s=60)
+
+    for _attempt in range(2):  # the first try and a resumed one, both refused
+        with pytest.raises(ApiFailureError, match="unauthorized"):
+            kling.animate(request)
+        assert out.with_name(".scene-01.mp4.kling-task.json").is_file()
+
+    poll.mock(return_value=httpx.Response(200, json=record("success", urls=[RESULT_URL])))
+    assert kling.animate(request).path.is_file()
+    assert upload.call_count == 1 and create.call_count == 1
+
+
 def test_a_changed_prompt_does_not_resume_the_old_task(router, client, composite, tmp_path, small_clip):
     out = tmp_path / "scene-01.mp4"
     upload, create, poll, _ = mock_happy_path(router, small_clip, polls=1)

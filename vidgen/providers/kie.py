@@ -249,14 +249,21 @@ class KieMarketClient:
         )
 
     def wait(self, task_id: str, timeout_s: float = 600.0) -> MarketTask:
-        """Poll until success (returned), fail (raised) or `timeout_s` (RetriableError).
+        """Poll until success (returned), fail (raised) or `timeout_s` (RetriableError)."""
+        task = self.wait_for_end(task_id, timeout_s)
+        if task.state == "fail":
+            raise task_failure(task, provider=self.provider)
+        return task
+
+    def wait_for_end(self, task_id: str, timeout_s: float = 600.0) -> MarketTask:
+        """Poll until the task ends, in success or fail (both returned), or `timeout_s` (RetriableError).
 
         Polls start at `first_poll_s` and grow by `poll_growth` to `max_poll_s`, as KIE recommends; the
         last pause is cut short so the final poll falls on the deadline. A transient error while polling
         is not the task failing: it is logged and polling goes on.
         """
         return poll_until(
-            lambda: self._poll_once(task_id), lambda task: task.state == "success", timeout_s=timeout_s,
+            lambda: self._poll_once(task_id), lambda task: task.state in ("success", "fail"), timeout_s=timeout_s,
             timed_out=lambda: RetriableError(
                 f"{self.provider.capitalize()} did not finish within {describe_timeout(timeout_s)} (task {task_id})",
                 provider=self.provider,
@@ -266,11 +273,8 @@ class KieMarketClient:
         )
 
     def _poll_once(self, task_id: str) -> MarketTask:
-        """One look at the task: returned while pending or done, raised when it failed."""
         task = self.get_task(task_id)
-        if task.state == "fail":
-            raise task_failure(task, provider=self.provider)
-        if task.state != "success" and task.state not in PENDING_STATES:
+        if task.state not in ("success", "fail") and task.state not in PENDING_STATES:
             log.warning("%s task %s is in an undocumented state %r; still waiting", self.provider, task_id, task.state)
         return task
 
@@ -322,27 +326,27 @@ def run_kept_task(
     """The finished task for this output: the noted one if KIE still knows it, else one `start`s now.
 
     Returns the task and its note; the caller deletes the note once the result is safely on disk (a
-    kill between the two downloads the same paid result again, for nothing). A task that failed is
-    forgotten (raised); one KIE no longer knows (404) is started again.
+    kill between the two downloads the same paid result again, for nothing). The note goes only
+    when KIE says the task itself failed (raised) or no longer knows it (404: started again). An
+    error while *asking* about it (a revoked key, no credits, a timeout, KIE down) keeps the note,
+    so the next try, once that is mended, collects the task already paid for.
     """
     note = KeptTask.path_for(out_path, client.provider)
+    task: MarketTask | None = None
     task_id = KeptTask.load(note, fingerprint)
     if task_id is not None:
         log.info("resuming %s task %s for %s", client.provider, task_id, out_path.name)
         try:
-            return client.wait(task_id, timeout_s), note
+            task = client.wait_for_end(task_id, timeout_s)
         except InvalidInputError as e:
             if e.status_code != 404:
-                note.unlink(missing_ok=True)
                 raise
-        except ApiFailureError:
-            note.unlink(missing_ok=True)
-            raise
-    task_id = start()
-    note.parent.mkdir(parents=True, exist_ok=True)
-    KeptTask(task_id=task_id, fingerprint=fingerprint).save(note)
-    try:
-        return client.wait(task_id, timeout_s), note
-    except (InvalidInputError, ApiFailureError):
+    if task is None:
+        task_id = start()
+        note.parent.mkdir(parents=True, exist_ok=True)
+        KeptTask(task_id=task_id, fingerprint=fingerprint).save(note)
+        task = client.wait_for_end(task_id, timeout_s)
+    if task.state == "fail":
         note.unlink(missing_ok=True)
-        raise
+        raise task_failure(task, provider=client.provider)
+    return task, note
