@@ -24,7 +24,9 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   same database), twice: at the stage, and `--prefect-gap-s` s after it answers again.
 * false-crash: every busy run marked Crashed while its process lives, as the zombie automation does
   when a run's heartbeats could not reach the server (an outage longer than its 90-s window).
-  Expected: the live process steps aside, the crash-restart automation runs the run again.
+  Expected: the live process goes on and ends its run Completed (the crash-restart automation's
+  AwaitingRetry starts no second process while it lives: the worker refuses a duplicate), and the
+  poll leaves its card alone while its heartbeats go on.
 * notion-down: the local Notion server stopped for `--outage-s` s, then started again on the same
   port and store. Card writes wait in the outbox meanwhile; the poll delivers them.
 * notion-429: for `--throttle-s` s (2 minutes) every Notion request is answered 429 `rate_limited`
