@@ -493,6 +493,7 @@ class Chaos:
                     path = " > ".join(s.name for s in states)
                     last = f" ({run.state.message[:200]})" if run.state and run.state.message else ""
                     lines.append(f"    {run.name}: {path}; run_count {run.run_count}{last}")
+                    lines += [f"      Crashed: {s.message[:160]}" for s in states if s.is_crashed() and s.message]
                 if page in self.unrecovered:
                     lines.append(f"    not recovered: {self.unrecovered[page]}")
                 self.note("\n".join(lines))
