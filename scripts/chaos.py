@@ -16,6 +16,11 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   crash-restart automation -> AwaitingRetry -> the new worker runs the same run again.
   With `--kill-stages "Assets Generating,Audio Generating,..."`, kill9 runs once per stage listed
   (the kill comes once every card is at that status or past it; the cards' statuses are printed).
+* kill9-card-write: the same kill -9 while every video's next card write (a Notion page PATCH) is on
+  the wire: a proxy on the Notion server's port forwards everything but holds those writes
+  unanswered, so the dying process holds its pages' outbox claims. Expected: the new worker takes
+  the claims of the dead process over at once (not after their 5-minute lease) and every card ends
+  where its run is.
 * sigterm: SIGTERM to `vidgen serve` (what `docker stop` or systemd send); once it has exited, a new
   worker. It reschedules its in-flight runs itself.
 * worker-down: the same SIGTERM, then the worker stays down `--worker-down-s` s (10 minutes) before a
@@ -117,8 +122,8 @@ from vidgen.notion.gateway import NotionGateway  # noqa: E402
 from vidgen.notion.ratelimit import RetryPolicy  # noqa: E402
 from vidgen.statuses import PIPELINE, NotionStatus as S  # noqa: E402
 
-FAULT_NAMES = ("kill9", "sigterm", "worker-down", "prefect-restart", "false-crash", "notion-down", "notion-429",
-               "requeue-busy", "provider-429", "bad-script", "quota")
+FAULT_NAMES = ("kill9", "kill9-card-write", "sigterm", "worker-down", "prefect-restart", "false-crash", "notion-down",
+               "notion-429", "requeue-busy", "provider-429", "bad-script", "quota")
 UPLOAD_KEEP_BYTES = 256 * 1024  # what the stand-in keeps of each upload request when uploads are held
 REAL_PROVIDERS = dict(script="gemini", images="kie", clips="kling", narration="elevenlabs", sound="kie",
                       publisher="youtube")
@@ -718,6 +723,82 @@ def notion_down(chaos: Chaos) -> None:
     chaos.lifted("the local Notion server answers again, same port and store")
 
 
+class NotionHoldingWrites:
+    """The local Notion server behind a proxy on its port: every request is forwarded, but page
+    writes (PATCH /v1/pages/...) are held unanswered while `holding`, so a kill lands while a card
+    write is on the wire."""
+
+    HOP_HEADERS = {b"host", b"content-length", b"transfer-encoding", b"connection", b"content-encoding"}
+
+    def __init__(self, port: int, upstream: str) -> None:
+        self.upstream = upstream
+        self.held: set[str] = set()  # the pages whose write is held
+        self.holding = threading.Event()
+        self.holding.set()
+        self.server = LoopbackServer(self, port=port, name="chaos-notion-hold", lifespan="off")
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        import asyncio
+
+        import httpx
+
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        path = scope["path"]
+        if scope["method"] == "PATCH" and path.startswith("/v1/pages/") and self.holding.is_set():
+            self.held.add(path.removeprefix("/v1/pages/"))
+            while self.holding.is_set():
+                await asyncio.sleep(0.2)
+            await send({"type": "http.response.start", "status": 502, "headers": []})  # its caller is gone
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() not in self.HOP_HEADERS]
+        url = self.upstream + path + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
+        async with httpx.AsyncClient(timeout=60) as client:
+            answer = await client.request(scope["method"], url, headers=headers, content=body)
+        await send({"type": "http.response.start", "status": answer.status_code,
+                    "headers": [(k.encode(), v.encode()) for k, v in answer.headers.items()
+                                if k.lower().encode() not in self.HOP_HEADERS]})
+        await send({"type": "http.response.body", "body": answer.content})
+
+
+def kill9_card_write(chaos: Chaos) -> None:
+    """kill -9 while each video's next card write is held on the wire, its page's outbox claim held."""
+    from vidgen import stack
+
+    chaos.wait_stage()
+    paths = chaos.bench.paths
+    port = urlparse(chaos.bench.notion_url).port
+    chaos.board.paused.set()
+    stack.stop_process(int(stack.pidfiles(paths)["notion-server"].read_text()))
+    proxy = NotionHoldingWrites(port, stack.ensure_local_notion(paths, port=stack.free_port())).server.start()
+    chaos.board.paused.clear()
+    chaos.note(f"card writes held from now, with {chaos.statuses()}")
+    try:
+        chaos.wait(lambda: len(proxy.app.held) >= len(chaos.pages), "a card write of every video held",
+                   timeout_s=chaos.args.hold_s)
+        worker = chaos.bench.worker
+        chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {len(proxy.app.held)} card write(s) "
+                   f"held unanswered and {chaos.statuses()}")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(30)
+        chaos.bench.worker = None
+    finally:
+        chaos.board.paused.set()
+        proxy.app.holding.clear()
+        proxy.stop()
+        stack.stop_process(int(stack.pidfiles(paths)["notion-server"].read_text()))
+        stack.ensure_local_notion(paths, port=port)
+        chaos.board.paused.clear()
+    chaos.start_worker()
+    chaos.lifted("a new vidgen serve is ready (Notion answers directly again)")
+
+
 class NotionThrottled:
     """Notion in a rate-limit storm: every request answered 429 `rate_limited` with Retry-After, as
     https://developers.notion.com/reference/request-limits documents, on the Notion server's port."""
@@ -869,7 +950,7 @@ def quota(chaos: Chaos) -> None:
 
 FAULTS: dict[str, Callable[[Chaos], None]] = {
     "kill9": kill9, "sigterm": sigterm, "worker-down": worker_down, "prefect-restart": prefect_restart,
-    "false-crash": false_crash,
+    "false-crash": false_crash, "kill9-card-write": kill9_card_write,
     "notion-down": notion_down, "notion-429": notion_429, "requeue-busy": requeue_busy,
     "provider-429": provider_429, "bad-script": bad_script, "quota": quota,
 }
