@@ -31,7 +31,9 @@ once every card is at `--stage` (default Videos Generating, and every clip's tas
   when a run's heartbeats could not reach the server (an outage longer than its 90-s window).
   Expected: the live process goes on and ends its run Completed (the crash-restart automation's
   AwaitingRetry starts no second process while it lives: the worker refuses a duplicate), and the
-  poll leaves its card alone while its heartbeats go on.
+  poll leaves its card alone while its heartbeats go on. With `--keep-crashed` the crash-restart
+  automation is paused first: the runs stay Crashed while they go on, which only the poll's
+  heartbeat check keeps from being written Error: Manual Review.
 * notion-down: the local Notion server stopped for `--outage-s` s, then started again on the same
   port and store. Card writes wait in the outbox meanwhile; the poll delivers them.
 * notion-429: for `--throttle-s` s (2 minutes) every Notion request is answered 429 `rate_limited`
@@ -695,12 +697,16 @@ def false_crash(chaos: Chaos) -> None:
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
-    from blocks.automations import zombie_automation
+    from blocks.automations import CRASH_RESTART_AUTOMATION, zombie_automation
 
     chaos.wait_stage()
     message = zombie_automation().actions[0].message
     chaos.note(f"every Running run marked Crashed ({message!r}) with {chaos.statuses()}")
     with get_client(sync_client=True) as client:
+        if chaos.args.keep_crashed:
+            for automation in client.read_automations_by_name(CRASH_RESTART_AUTOMATION):
+                client.pause_automation(automation.id)
+            chaos.note(f"automation {CRASH_RESTART_AUTOMATION!r} paused: the marked runs stay Crashed")
         for page_runs in chaos.runs().values():
             for run in page_runs:
                 if run.state_type == StateType.RUNNING:
@@ -1131,6 +1137,8 @@ def main() -> int:
     parser.add_argument("--worker-down-s", type=float, default=600, help="worker-down: seconds vidgen serve is down")
     parser.add_argument("--prefect-down-s", type=float, default=20, help="prefect-restart: seconds down, each time")
     parser.add_argument("--prefect-gap-s", type=float, default=15, help="prefect-restart: seconds between the restarts")
+    parser.add_argument("--keep-crashed", action="store_true",
+                        help="false-crash: pause the crash-restart automation first, so the marked runs stay Crashed")
     parser.add_argument("--retry-after", type=float, default=120, help="provider-429: the 429's Retry-After (s)")
     parser.add_argument("--retry-delays", default="5,5,5,5", help="VIDGEN_RETRY_DELAYS of the workers (s, comma-separated)")
     parser.add_argument("--quota-reset-s", type=float, default=300,

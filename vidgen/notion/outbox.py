@@ -232,13 +232,15 @@ class CardOutbox:
 
     # --- who delivers a page --------------------------------------------------------------------
 
-    def _claim(self, page_id: str, owner: str) -> bool:
+    def _claim(self, page_id: str, owner: str, logger: Logger = log) -> bool:
         """Take (or renew) the page's delivery; False while another deliverer's lease runs."""
         now = self._clock()
         with self._transaction() as db:
             row = db.execute("SELECT owner, until FROM delivery_claims WHERE page_id = ?", (page_id,)).fetchone()
-            if row is not None and row[0] != owner and row[1] > now and not owner_is_gone(row[0]):
-                return False
+            if row is not None and row[0] != owner and row[1] > now:
+                if not owner_is_gone(row[0]):
+                    return False
+                logger.warning("Taking over the card writes of page %s from %s: that process is gone", page_id, row[0])
             db.execute(
                 "INSERT OR REPLACE INTO delivery_claims (page_id, owner, until) VALUES (?, ?, ?)",
                 (page_id, owner, now + CLAIM_LEASE_S),
@@ -288,7 +290,7 @@ class CardOutbox:
 
     def _deliver_page(self, gateway: NotionGateway, page_id: str, delivery: Delivery, logger: Logger) -> None:
         owner = new_owner()
-        if not self._claim(page_id, owner):
+        if not self._claim(page_id, owner, logger):
             return  # another process delivers this page, including what was just kept
         try:
             while True:
