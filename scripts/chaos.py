@@ -179,6 +179,16 @@ def print_table(outcomes: list[Outcome]) -> None:
 # --- the alert receiver, the channels, the providers ------------------------------------------------
 
 
+async def request_body(receive: Any) -> bytes:
+    """The whole body of an ASGI request (the chaos suite's small servers read it before answering)."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
 class AlertReceiver:
     """The alerts' webhook (`vidgen setup --alerts-url`): keeps every JSON body POSTed to it."""
 
@@ -193,10 +203,7 @@ class AlertReceiver:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body, more = body + message.get("body", b""), message.get("more_body", False)
+        body = await request_body(receive)
         if scope["method"] == "POST":
             try:
                 self.received.append(json.loads(body or b"{}"))
@@ -750,11 +757,7 @@ class NotionHoldingWrites:
 
         if scope["type"] != "http":
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await request_body(receive)
         path = scope["path"]
         if scope["method"] == "PATCH" and path.startswith("/v1/pages/") and self.holding.is_set():
             self.held.add(path.removeprefix("/v1/pages/"))
@@ -817,9 +820,7 @@ class NotionThrottled:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        more = True
-        while more:
-            more = (await receive()).get("more_body", False)
+        await request_body(receive)
         self.answered += 1
         body = json.dumps({"object": "error", "status": 429, "code": "rate_limited",
                            "message": "You have been rate limited. Please try again in a few minutes."}).encode()
