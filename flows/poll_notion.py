@@ -303,8 +303,10 @@ def crashed_but_alive(client: Any, run: FlowRun, now: datetime) -> bool:
     and an outage of the server longer than that looks the same as a dead worker (the detector
     keeps no memory of its own downtime; scripts/chaos.py prefect-restart at 150 s). The live run
     goes on regardless (Prefect 3 does not stop a run's tasks for its state, and its end is accepted
-    over Crashed): the card is still its own, and an Error written there now would refuse its next
-    write."""
+    over Crashed): the card is still its own. An Error written there now would be a false alert and
+    a board that lies until the run's next write, and a person re-queuing that card would start a
+    second run beside the live one (scripts/chaos.py false-crash --keep-crashed, with this check off:
+    Error: Manual Review over all three live cards, twice)."""
     if seconds_since_end(run, now) < CRASH_SETTLE_S:
         return True
     since = run.end_time or (run.state.timestamp if run.state else None)
