@@ -31,6 +31,7 @@ from vidgen.media.ffmpeg import probe, run_ffmpeg
 from vidgen.providers import registry
 from vidgen.providers.base import ClipAnimator, ClipRequest
 from vidgen.providers.imagehost import KieFileHost
+from vidgen.providers.kie import task_failure
 from vidgen.providers.kling import (
     KlingClient,
     KlingClipAnimator,
@@ -273,8 +274,10 @@ def test_wait_fail_state_maps_by_fail_code(router, client, fail_code, fail_msg, 
             httpx.Response(200, json=record("fail", fail_code=fail_code, fail_msg=fail_msg)),
         ]
     )
+    task = client.wait(TASK)
+    assert task.state == "fail"
     with pytest.raises(error, match=TASK) as caught:
-        client.wait(TASK)
+        raise task_failure(task, provider="kling")
     assert type(caught.value) is error
     assert fail_msg in str(caught.value)
 

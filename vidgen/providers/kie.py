@@ -249,14 +249,8 @@ class KieMarketClient:
         )
 
     def wait(self, task_id: str, timeout_s: float = 600.0) -> MarketTask:
-        """Poll until success (returned), fail (raised) or `timeout_s` (RetriableError)."""
-        task = self.wait_for_end(task_id, timeout_s)
-        if task.state == "fail":
-            raise task_failure(task, provider=self.provider)
-        return task
-
-    def wait_for_end(self, task_id: str, timeout_s: float = 600.0) -> MarketTask:
-        """Poll until the task ends, in success or fail (both returned), or `timeout_s` (RetriableError).
+        """Poll until the task ends, in success or fail (both returned: `task_failure` says what a
+        failed one means), or `timeout_s` (RetriableError).
 
         Polls start at `first_poll_s` and grow by `poll_growth` to `max_poll_s`, as KIE recommends; the
         last pause is cut short so the final poll falls on the deadline. A transient error while polling
@@ -337,7 +331,7 @@ def run_kept_task(
     if task_id is not None:
         log.info("resuming %s task %s for %s", client.provider, task_id, out_path.name)
         try:
-            task = client.wait_for_end(task_id, timeout_s)
+            task = client.wait(task_id, timeout_s)
         except InvalidInputError as e:
             if e.status_code != 404:
                 raise
@@ -345,7 +339,7 @@ def run_kept_task(
         task_id = start()
         note.parent.mkdir(parents=True, exist_ok=True)
         KeptTask(task_id=task_id, fingerprint=fingerprint).save(note)
-        task = client.wait_for_end(task_id, timeout_s)
+        task = client.wait(task_id, timeout_s)
     if task.state == "fail":
         note.unlink(missing_ok=True)
         raise task_failure(task, provider=client.provider)
