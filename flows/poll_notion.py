@@ -282,8 +282,12 @@ def apply_review(request: ReviewRequest, channel_id: str | None) -> str:
     return f"resumed run {paused[0].name} with {verdict.action.value}"
 
 
+def ended_at(run: FlowRun) -> datetime | None:
+    return run.end_time or (run.state.timestamp if run.state else None)
+
+
 def seconds_since_end(run: FlowRun, now: datetime) -> float:
-    ended = run.end_time or (run.state.timestamp if run.state else None)
+    ended = ended_at(run)
     return (now - ended).total_seconds() if ended else float("inf")
 
 
@@ -307,11 +311,11 @@ def crashed_but_alive(client: Any, run: FlowRun, now: datetime) -> bool:
     a board that lies until the run's next write, and a person re-queuing that card would start a
     second run beside the live one (scripts/chaos.py false-crash --keep-crashed, with this check off:
     Error: Manual Review over all three live cards, twice)."""
-    if seconds_since_end(run, now) < CRASH_SETTLE_S:
-        return True
-    since = run.end_time or (run.state.timestamp if run.state else None)
+    since = ended_at(run)
     if since is None:
         return False
+    if (now - since).total_seconds() < CRASH_SETTLE_S:
+        return True
     beats = client.read_events(
         filter=EventFilter(
             event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
