@@ -543,17 +543,21 @@ class Chaos:
 # --- the faults -------------------------------------------------------------------------------------
 
 
-def kill9(chaos: Chaos) -> None:
-    chaos.wait_stage()
+def kill_worker(chaos: Chaos, in_flight: str = "") -> None:
+    """`kill -9` of `vidgen serve`'s process group (its runs' processes with it)."""
     worker = chaos.bench.worker
-    chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {chaos.statuses()}")
-    held = HELD.get(chaos.args.stage)
-    if held is not None:
-        chaos.note(f"in flight at the kill: {held.describe(chaos)}")
+    chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {chaos.statuses()}"
+               + (f"; in flight: {in_flight}" if in_flight else ""))
     os.killpg(worker.pid, signal.SIGKILL)
-    chaos.standins.state.release()
     worker.wait(30)
     chaos.bench.worker = None
+
+
+def kill9(chaos: Chaos) -> None:
+    chaos.wait_stage()
+    held = HELD.get(chaos.args.stage)
+    kill_worker(chaos, held.describe(chaos) if held is not None else "")
+    chaos.standins.state.release()
     chaos.start_worker()
     chaos.lifted("a new vidgen serve is ready")
 
@@ -791,12 +795,7 @@ def kill9_card_write(chaos: Chaos) -> None:
     try:
         chaos.wait(lambda: len(proxy.app.held) >= len(chaos.pages), "a card write of every video held",
                    timeout_s=chaos.args.hold_s)
-        worker = chaos.bench.worker
-        chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {len(proxy.app.held)} card write(s) "
-                   f"held unanswered and {chaos.statuses()}")
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(30)
-        chaos.bench.worker = None
+        kill_worker(chaos, f"{len(proxy.app.held)} card write(s) held unanswered")
     finally:
         chaos.board.paused.set()
         proxy.app.holding.clear()
