@@ -120,7 +120,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NOTION_", "VIDGEN_"))}
     env.update({k: v or "" for k, v in dotenv_values(REPO / "deployments" / "stack.env").items()})
     env.update(
-        VIDGEN_IMAGE=IMAGE, VIDGEN_DATA_VOLUME=name, VIDGEN_CHANNELS_DIR="/data/channels",
+        VIDGEN_IMAGE=IMAGE, VIDGEN_DATA_VOLUME=name, VIDGEN_CONTAINER_CHANNELS_DIR="/data/channels",
         VIDGEN_PREFECT_PORT=str(free_port()), VIDGEN_POSTGRES_PORT=str(free_port()),
         VIDGEN_WEBHOOK_PORT=str(free_port()), VIDGEN_DOCKER_SOCKET=str(tmp / "podman.sock"),
     )
@@ -145,7 +145,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         run(str(BIN / "vidgen"), "notion", "init", "--base-url", f"http://127.0.0.1:{notion_port}", env=host)
         env.update({k: v or "" for k, v in dotenv_values(tmp / "home" / "notion.env").items()})
 
-        # The channel, where the containers read channels from (VIDGEN_CHANNELS_DIR=/data/channels).
+        # The channel, where the containers read channels from (VIDGEN_CONTAINER_CHANNELS_DIR=/data/channels).
         podman("volume", "create", name)
         stack.volume_dir = Path(podman("volume", "inspect", name, "--format", "{{.Mountpoint}}").stdout.strip())
         gated_channel(stack.volume_dir / "channels")
