@@ -57,6 +57,27 @@ class Paths(BaseModel):
         return os.environ.get("VIDGEN_LEDGER_URL") or f"sqlite:///{self.home / 'ledger.sqlite'}"
 
 
+class ClaimSettings(BaseSettings):
+    """How a video's process holds its claim on Prefect's server (`tasks/claim.py`).
+
+    `ttl_s` is how long the claim outlives a process that stops renewing it: longer than the Prefect
+    outages a live process must ride out (the chaos suite's is 150 s), and, after a worker is killed,
+    roughly how long its videos wait before another worker takes them over (plus the repossessor's
+    15-s pass)."""
+
+    model_config = ENVIRONMENT_CONFIG
+
+    ttl_s: float = Field(200.0, ge=60, validation_alias="VIDGEN_VIDEO_CLAIM_TTL_S")
+    renew_every_s: float = Field(10.0, gt=0, validation_alias="VIDGEN_VIDEO_CLAIM_RENEW_S")
+    repossess_margin_s: float = 30.0  # Prefect's repossessor frees an expired lease's slot every 15 s
+    wait_step_s: float = 2.0
+    wait_s: float | None = None  # how long a second process waits; None: until a dead holder's lease is gone
+
+    @property
+    def give_up_after_s(self) -> float:
+        return self.wait_s if self.wait_s is not None else self.ttl_s + self.repossess_margin_s
+
+
 class NotionSettings(BaseModel):
     token: str
     base_url: str | None = None  # None means api.notion.com
