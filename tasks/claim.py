@@ -3,20 +3,22 @@
 With several workers serving `produce-video`, Prefect can start a second process for a run whose
 first process is alive: the zombie detector marks a live run Crashed after a server outage longer
 than its window, the crash-restart automation puts it back to AwaitingRetry, and any worker but the
-one executing it starts it again. Two processes then make one video in one workspace (measured:
+one executing it starts it again. Two processes then made one video in one workspace (measured:
 clips rendered twice, assemblies colliding, published cards moved to Error).
 
 So every process of a video first takes the page's claim: a global concurrency limit of one slot,
 `video:<page id>`, taken with a lease (Prefect's own concurrency leases) that a thread renews while
-the process lives. A second process waits for it; a killed process's lease expires (its `ttl_s`) and
-Prefect's repossessor frees the slot, so the run's restart takes over. A process that did not get the
-claim steps aside before it pays for or writes anything: it raises Prefect's `Abort`, which ends the
-process without proposing a state (the engine reports "aborted by orchestrator", and neither the
-runner nor a worker marks the run Crashed), so the live process goes on owning the run.
+the process lives. A second process waits for it, and steps aside before it pays for or writes
+anything by raising Prefect's `Abort`, which ends the process without proposing a state (the engine
+logs "aborted by orchestrator"; neither the runner nor a worker marks the run Crashed), so the live
+process goes on owning the run. It steps aside at once when the holder ends the run (which deletes
+the limit) or suspends it at a gate (the run is then no longer in the Running state this process
+set), and after `ttl_s` + a margin when the holder lives on. A killed holder's lease expires after
+`ttl_s` and Prefect's repossessor frees the slot, so the run's restart takes over then.
 
-The lease outlives a Prefect outage shorter than `ttl_s` (the renewals resume when the server
-answers). Past that the server revokes it; the process notices at its next step (`confirm`), takes
-the claim back when nobody else has, and steps aside otherwise.
+The lease outlives a Prefect outage shorter than `ttl_s` (renewals, one try each, resume when the
+server answers). Past that the server revokes it; the process notices at its next step (`confirm`),
+takes the claim back when nobody else has, and steps aside otherwise.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder, StateType
 from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.context import FlowRunContext
-from prefect.exceptions import Abort, ObjectAlreadyExists, PrefectHTTPStatusError
+from prefect import get_run_logger
+from prefect.exceptions import Abort, MissingContextError, ObjectAlreadyExists, PrefectHTTPStatusError
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from vidgen.config import ClaimSettings
@@ -51,6 +54,15 @@ log = logging.getLogger("vidgen.claim")
 
 LEASE_GONE = {404, 410}  # the server no longer has the lease: expired and repossessed, or the limit deleted
 SLOT_TAKEN = 423  # Prefect's "Locked": the limit's one slot is held
+
+
+def step_aside(reason: str) -> Abort:
+    """Prefect's Abort, said in the run's log first (the engine itself only says "aborted by orchestrator")."""
+    try:
+        get_run_logger().warning(reason)
+    except MissingContextError:
+        log.warning(reason)
+    return Abort(reason)
 
 
 def claim_name(page_id: str) -> str:
@@ -88,15 +100,15 @@ class VideoClaim:
         with get_client(sync_client=True) as client:
             while (outcome := self._try_acquire(client)) is not Taking.ACQUIRED:
                 if outcome is Taking.GONE:
-                    raise Abort("The process that held this video finished it meanwhile; this one steps aside")
+                    raise step_aside("The process that held this video finished it meanwhile; this one steps aside")
                 if time.monotonic() >= deadline:
                     if self._other_run_live(client):
                         raise VideoTakenElsewhere(f"another run of page {self.page_id} is working on it")
-                    raise Abort(f"Another process is making this video (it holds {self.name}); this one steps aside")
+                    raise step_aside(f"Another process is making this video (it holds {self.name}); this one steps aside")
                 time.sleep(self.settings.wait_step_s)
             if not self._still_ours(client):
                 self._release(client)
-                raise Abort("This run moved on while this process waited for its claim; this one steps aside")
+                raise step_aside("This run moved on while this process waited for its claim; this one steps aside")
         self._start_renewing()
         return self
 
@@ -129,7 +141,7 @@ class VideoClaim:
             return
         with get_client(sync_client=True) as client:
             if self._try_acquire(client) is not Taking.ACQUIRED:
-                raise Abort(f"Another process took this video over ({self.name}); this one steps aside")
+                raise step_aside(f"Another process took this video over ({self.name}); this one steps aside")
         log.warning("Took %s back after its lease lapsed (Prefect's server was unreachable)", self.name)
         self._lost.clear()
         self._start_renewing()
