@@ -368,7 +368,7 @@ class Chaos:
         serve_worker(self.bench, self.worker_args())
 
     def start_other_workers(self) -> None:
-        """The workers beside the first (`--workers`), each with its own log: the faults stop the first."""
+        """The workers beside the first (`--workers`), each with its own log."""
         from vidgen.stack import BIN, spawn
 
         for n in range(2, self.args.workers + 1):
@@ -384,10 +384,13 @@ class Chaos:
             stop_process(worker)
         self.other_workers = []
 
+    def workers(self) -> list[subprocess.Popen]:
+        return [w for w in [self.bench.worker, *self.other_workers] if w is not None]
+
     def replace_worker(self) -> None:
-        """After the first worker was stopped: a new one, unless others are serving (they take its videos over)."""
-        if self.other_workers:
-            self.lifted(f"{len(self.other_workers)} other worker(s) serving; none started in its place")
+        """After a worker was stopped: a new one, unless others are serving (they take its videos over)."""
+        if others := self.workers():
+            self.lifted(f"{len(others)} other worker(s) serving; none started in its place")
         else:
             self.start_worker()
             self.lifted("a new vidgen serve is ready")
@@ -577,14 +580,38 @@ class Chaos:
 # --- the faults -------------------------------------------------------------------------------------
 
 
+def group_processes(pgid: int) -> list[str]:
+    """The processes left in a worker's process group (its runs' processes), but the worker itself."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.pid != pgid and os.getpgid(proc.pid) == pgid and proc.info["status"] != "zombie":
+                found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:100]}")
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found
+
+
+def busiest_worker(chaos: Chaos) -> subprocess.Popen:
+    """The worker whose loss matters most: the one running the most processes (its videos' runs).
+    It leaves the suite's list of workers, since it is about to be stopped."""
+    worker = max(chaos.workers(), key=lambda w: len(group_processes(w.pid)))
+    if worker is chaos.bench.worker:
+        chaos.bench.worker = None
+    else:
+        chaos.other_workers.remove(worker)
+    return worker
+
+
 def kill_worker(chaos: Chaos, in_flight: str = "") -> None:
-    """`kill -9` of `vidgen serve`'s process group (its runs' processes with it)."""
-    worker = chaos.bench.worker
-    chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {chaos.statuses()}"
-               + (f"; in flight: {in_flight}" if in_flight else ""))
+    """`kill -9` of a `vidgen serve`'s process group (its runs' processes with it): the busiest one."""
+    worker = busiest_worker(chaos)
+    chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} ({len(group_processes(worker.pid))} processes "
+               f"beside it) with {chaos.statuses()}" + (f"; in flight: {in_flight}" if in_flight else ""))
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(30)
-    chaos.bench.worker = None
 
 
 def kill9(chaos: Chaos) -> None:
@@ -643,10 +670,9 @@ HELD: dict[str, Held] = {
 
 
 def stop_worker(chaos: Chaos) -> None:
-    """SIGTERM to `vidgen serve` (what `docker stop` or systemd send), until its process group is empty."""
-    import psutil
-
-    worker = chaos.bench.worker
+    """SIGTERM to a `vidgen serve` (what `docker stop` or systemd send; the busiest, with several),
+    until its process group is empty."""
+    worker = busiest_worker(chaos)
     chaos.note(f"SIGTERM to vidgen serve (pid {worker.pid}) with {chaos.statuses()}")
     sent = time.monotonic()
     os.kill(worker.pid, signal.SIGTERM)
@@ -655,20 +681,8 @@ def stop_worker(chaos: Chaos) -> None:
         chaos.note(f"vidgen serve exited with code {worker.returncode} {time.monotonic() - sent:.1f} s after SIGTERM")
     except subprocess.TimeoutExpired:
         chaos.note("vidgen serve had not exited 60 s after SIGTERM: killed")
-    chaos.bench.worker = None
-
-    def left() -> list[str]:
-        found = []
-        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-            try:
-                if proc.pid != worker.pid and os.getpgid(proc.pid) == worker.pid and proc.info["status"] != "zombie":
-                    found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:100]}")
-            except (ProcessLookupError, psutil.Error):
-                continue
-        return found
-
-    if not chaos.wait(lambda: not left(), "its process group to empty", timeout_s=10):
-        chaos.note(f"left running in its process group 10 s after it exited (killed now): {left()}")
+    if not chaos.wait(lambda: not group_processes(worker.pid), "its process group to empty", timeout_s=10):
+        chaos.note(f"left running in its process group 10 s after it exited (killed now): {group_processes(worker.pid)}")
     try:
         os.killpg(worker.pid, signal.SIGKILL)
     except ProcessLookupError:
