@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import socket
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from enum import Enum
 from types import TracebackType
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, VariableCreate, VariableUpdate
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
@@ -81,12 +84,17 @@ class VideoTakenElsewhere(Exception):
 
 class VideoClaim:
     """The page's claim, held by this process for its run (`flow_run_id`, whose Running state this
-    process set is `state_id`). Use as a context manager around everything the run does."""
+    process set is `state_id`). Use as a context manager around everything the run does.
+
+    Beside the limit, the holder keeps a Prefect variable, `video-claim-<page id>`, naming its lease
+    and touched at every renewal: its `updated` time, set by the server, is how a waiting process
+    tells a live holder from a dead one without waiting out the lease."""
 
     def __init__(self, page_id: str, flow_run_id: UUID, state_id: UUID | None, settings: ClaimSettings | None = None):
         self.page_id, self.flow_run_id, self.state_id = page_id, flow_run_id, state_id
         self.settings = settings or ClaimSettings()
         self.name = claim_name(page_id)
+        self.variable = f"video-claim-{page_id}"
         self.lease_id: UUID | None = None
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -98,9 +106,12 @@ class VideoClaim:
     def __enter__(self) -> VideoClaim:
         deadline = time.monotonic() + self.settings.give_up_after_s
         with get_client(sync_client=True) as client:
+            holder = HolderWatch(self.settings.silent_after_s)
             while (outcome := self._try_acquire(client)) is not Taking.ACQUIRED:
                 if outcome is Taking.GONE:
                     raise step_aside("The process that held this video finished it meanwhile; this one steps aside")
+                if holder.silent(self._touched(client)) and self._take_over(client, holder.silent_for_s()):
+                    break
                 if time.monotonic() >= deadline:
                     if self._other_run_live(client):
                         raise VideoTakenElsewhere(f"another run of page {self.page_id} is working on it")
@@ -109,6 +120,7 @@ class VideoClaim:
             if not self._still_ours(client):
                 self._release(client)
                 raise step_aside("This run moved on while this process waited for its claim; this one steps aside")
+            self._announce(client)
         self._start_renewing()
         return self
 
@@ -124,6 +136,7 @@ class VideoClaim:
         ended = exc_type is None or issubclass(exc_type, Exception)
         try:
             with get_client(sync_client=True) as client:
+                client.delete_variable_by_name(self.variable)
                 if ended:
                     client.delete_global_concurrency_limit_by_name(self.name)
                     self.lease_id = None
@@ -135,13 +148,19 @@ class VideoClaim:
     # -- every step: still ours? ---------------------------------------------------------------------------
 
     def confirm(self) -> None:
-        """At a step boundary: go on only while this process holds the claim. A lease the server
-        revoked (an outage longer than `ttl_s`) is taken again when nobody else has taken it."""
-        if not self._lost.is_set():
-            return
+        """At a step boundary: go on only while this process holds the claim, and no other process
+        took it over (after judging this one dead). A lease the server revoked (an outage longer than
+        `ttl_s`) is taken again when nobody else has taken it."""
         with get_client(sync_client=True) as client:
+            if not self._lost.is_set():
+                if self._taken_over(client):  # it judged this process dead (silent too long) and took over
+                    self._stop.set()
+                    self._lost.set()  # what this process held is the other's now: nothing to let go of
+                    raise step_aside(f"Another process took this video over ({self.name}); this one steps aside")
+                return
             if self._try_acquire(client) is not Taking.ACQUIRED:
                 raise step_aside(f"Another process took this video over ({self.name}); this one steps aside")
+            self._announce(client)
         log.warning("Took %s back after its lease lapsed (Prefect's server was unreachable)", self.name)
         self._lost.clear()
         self._start_renewing()
@@ -172,6 +191,14 @@ class VideoClaim:
         self._create_limit(client)  # the first process of this page (or of a run after the last ended)
         return self._try_acquire(client)
 
+    def _take_over(self, client: SyncPrefectClient, silent_s: float) -> bool:
+        """The holder has not renewed for `silent_s`: it is dead (a killed worker). Make the limit anew,
+        so the dead lease, when Prefect repossesses it, frees a slot of a limit that is gone."""
+        log.warning("The holder of %s has been silent for %.0f s: taking the video over", self.name, silent_s)
+        client.delete_global_concurrency_limit_by_name(self.name)
+        self._seen_taken = False
+        return self._try_acquire(client) is Taking.ACQUIRED
+
     def _create_limit(self, client: SyncPrefectClient) -> None:
         try:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=self.name, limit=1))
@@ -182,6 +209,19 @@ class VideoClaim:
         lease_id, self.lease_id = self.lease_id, None
         if lease_id is not None:
             client.release_concurrency_slots_with_lease(lease_id)
+
+    def _announce(self, client: SyncPrefectClient) -> None:
+        """Name this process's lease in the claim's variable (made, or overwritten)."""
+        value = self._value()
+        try:
+            client.create_variable(VariableCreate(name=self.variable, value=value))
+        except ObjectAlreadyExists:
+            client.update_variable(VariableUpdate(name=self.variable, value=value))
+
+    def _touched(self, client: SyncPrefectClient) -> datetime | None:
+        """When the holder last renewed (the server's clock), or None without a holder's variable."""
+        variable = client.read_variable_by_name(self.variable)
+        return variable.updated if variable is not None else None
 
     def _still_ours(self, client: SyncPrefectClient) -> bool:
         """After a wait: is the run still in the Running state this process set? A live first process
@@ -221,6 +261,7 @@ class VideoClaim:
                     return
                 try:
                     client.renew_concurrency_lease(lease_id, lease_duration=self.settings.ttl_s)
+                    client.update_variable(VariableUpdate(name=self.variable, value=self._value()))
                 except PrefectHTTPStatusError as error:
                     if error.response.status_code in LEASE_GONE:
                         log.warning("The lease on %s lapsed; this process will take it back at its next step if it can", self.name)
@@ -230,6 +271,34 @@ class VideoClaim:
                     log.warning("Could not renew %s (%s); trying again in %.0f s", self.name, error, self.settings.renew_every_s)
                 except Exception as error:  # Prefect unreachable: the lease holds for ttl_s
                     log.debug("Could not renew %s: %s", self.name, error)
+
+    def _value(self) -> dict[str, str | int]:
+        return {"lease": str(self.lease_id), "host": socket.gethostname(), "pid": os.getpid()}
+
+    def _taken_over(self, client: SyncPrefectClient) -> bool:
+        variable = client.read_variable_by_name(self.variable)
+        return variable is not None and isinstance(variable.value, dict) and variable.value.get("lease") != str(self.lease_id)
+
+
+class HolderWatch:
+    """Whether the claim's holder has gone silent: its variable's `updated` time unchanged (or no
+    variable at all) for `silent_after_s` of this process's own watching. Judged by change, not by
+    comparing clocks, so a worker whose clock differs from the server's judges the same."""
+
+    def __init__(self, silent_after_s: float):
+        self.silent_after_s = silent_after_s
+        self.last: datetime | None = None
+        self.since = time.monotonic()
+        self.seen = False
+
+    def silent(self, touched: datetime | None) -> bool:
+        if not self.seen or touched != self.last:
+            self.seen, self.last, self.since = True, touched, time.monotonic()
+            return False
+        return self.silent_for_s() >= self.silent_after_s
+
+    def silent_for_s(self) -> float:
+        return time.monotonic() - self.since
 
 
 def claim_this_video(page_id: str) -> AbstractContextManager[VideoClaim | None]:

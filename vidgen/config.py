@@ -61,14 +61,16 @@ class ClaimSettings(BaseSettings):
     """How a video's process holds its claim on Prefect's server (`tasks/claim.py`).
 
     `ttl_s` is how long the claim outlives a process that stops renewing it: longer than the Prefect
-    outages a live process must ride out (the chaos suite's is 150 s), and, after a worker is killed,
-    roughly how long its videos wait before another worker takes them over (plus the repossessor's
-    15-s pass)."""
+    outages a live process must ride out (the chaos suite's is 150 s). A killed worker's videos do not
+    wait that long: a process waiting for the claim takes it over once the holder has been silent
+    (no renewal) for `silent_after_s` of its own watching."""
 
-    model_config = ENVIRONMENT_CONFIG
+    model_config = SettingsConfigDict(**ENVIRONMENT_CONFIG, populate_by_name=True)  # tests set fields by name
 
     ttl_s: float = Field(200.0, ge=60, validation_alias="VIDGEN_VIDEO_CLAIM_TTL_S")
     renew_every_s: float = Field(10.0, gt=0, validation_alias="VIDGEN_VIDEO_CLAIM_RENEW_S")
+    # A holder that has not renewed for this long, watched by a waiting process, is dead (a killed worker).
+    silent_after_s: float = Field(40.0, gt=0, validation_alias="VIDGEN_VIDEO_CLAIM_SILENT_S")
     repossess_margin_s: float = 30.0  # Prefect's repossessor frees an expired lease's slot every 15 s
     wait_step_s: float = 2.0
     wait_s: float | None = None  # how long a second process waits; None: until a dead holder's lease is gone

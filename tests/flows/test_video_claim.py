@@ -140,6 +140,29 @@ def test_a_lapsed_lease_another_process_took_makes_this_one_step_aside(prefect_a
             assert newer.held
 
 
+def test_a_holder_that_went_silent_is_taken_over_and_steps_aside_if_it_was_alive(prefect_api):
+    """A killed worker's process renews nothing: the restart takes the video over once it has watched
+    the holder stay silent, not after the lease's TTL. Were the silent holder alive after all, it
+    finds the claim taken at its next step and stops."""
+    page, run = str(uuid4()), uuid4()
+    with claim(page, run, renew_every_s=3600) as silent:  # renews nothing, as if killed
+        started = time.monotonic()
+        with claim(page, run, silent_after_s=2, wait_s=60) as restart:
+            took_s = time.monotonic() - started
+            assert restart.held and 2 <= took_s < 30
+            with pytest.raises(Abort, match="took this video over"):
+                silent.confirm()
+            restart.confirm()  # the new holder goes on
+        assert not silent.held
+
+
+def test_a_holder_that_renews_is_not_taken_over(prefect_api):
+    page, run = str(uuid4()), uuid4()
+    with claim(page, run), pytest.raises(Abort, match="Another process is making this video"):
+        with claim(page, run, silent_after_s=1, wait_s=4):
+            pytest.fail("took a live holder's video over")
+
+
 def test_a_run_of_the_page_that_is_not_this_one_cancels_it(prefect_api):
     from tasks.claim import VideoTakenElsewhere
 
