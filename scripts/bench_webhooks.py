@@ -66,17 +66,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vidgen.channels import Channel, load_channels  # noqa: E402
-from vidgen.config import LOCAL_NOTION_TOKEN, Paths  # noqa: E402
+from vidgen.cli.notion_cmds import subscribe_local_webhooks  # noqa: E402
+from vidgen.config import LOCAL_NOTION_TOKEN, NotionSettings, Paths  # noqa: E402
 from vidgen.loopback import LoopbackServer  # noqa: E402
 from vidgen.notion.gateway import NotionGateway  # noqa: E402
 from vidgen.notion.ratelimit import TokenBucket  # noqa: E402
 from vidgen.notion.server import LocalNotionServer  # noqa: E402
 from vidgen.notion.server.webhooks import (  # noqa: E402
-    WEBHOOK_API_VERSION, WebhookSender, request_subscription, subscription_file,
+    WEBHOOK_API_VERSION, WebhookSender, subscription_file,
 )  # fmt: skip
 from vidgen.pipeline import configured_channels  # noqa: E402
 from vidgen.statuses import NotionStatus  # noqa: E402
 from vidgen.webhooks import WEBHOOK_PATH, ReceiverConfig, create_webhook_app, sign  # noqa: E402
+from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token  # noqa: E402
 
 if TYPE_CHECKING:  # Prefect is imported only once this process points at the benchmark's own server
     from prefect.client.schemas.objects import FlowRun
@@ -158,6 +160,8 @@ def receiver_only(args: argparse.Namespace) -> int:
         try:
             with LocalNotionServer(store, webhooks=sender) as server:
                 subscription = sender.subscribe(receiver_url)
+                accept_token(VerificationTokenStore(config.token_file), CandidateTokens(config.candidates_file),
+                             subscription.verification_token, chosen_elsewhere=True)  # fmt: skip
                 deadline = time.monotonic() + 10
                 while not config.token_file.exists():
                     if time.monotonic() > deadline:
@@ -351,9 +355,7 @@ def subscribe(bench: Bench, port: int) -> None:
 
     hook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     bench.wait(lambda: healthy(hook_url), f"the worker's webhook receiver at {hook_url}")
-    request_subscription(bench.notion_url, LOCAL_NOTION_TOKEN, hook_url)
-    token_file = ReceiverConfig.from_paths(bench.paths).token_file
-    bench.wait(token_file.exists, "the verification request to reach the receiver")
+    subscribe_local_webhooks(NotionSettings(token=LOCAL_NOTION_TOKEN, base_url=bench.notion_url), hook_url, bench.paths)
 
 
 def unsubscribe(bench: Bench) -> None:

@@ -20,6 +20,19 @@ LOCAL_NOTION_BASE_URL = f"http://127.0.0.1:{DEFAULT_LOCAL_NOTION_PORT}"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+def mask_secret(secret: str | None) -> str:
+    """A token as it may be printed or logged: its kind and last four characters (`secret_…abcd`).
+
+    Enough for a person to tell two tokens apart, never enough to use one.
+    """
+    if not secret:
+        return "(none)"
+    kind, sep, _ = secret.partition("_")
+    prefix = kind + sep if sep and len(kind) <= 8 else ""
+    tail = secret[-4:] if len(secret) >= 12 else ""
+    return f"{prefix}…{tail}"
+
+
 # Shared by the settings read from the environment: exact (upper-case) names, and an empty variable
 # counts as unset, so `VIDGEN_HOME=` or an empty line in notion.env falls back to the default.
 ENVIRONMENT_CONFIG = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore")
@@ -61,6 +74,7 @@ class NotionSettings(BaseModel):
     token: str
     base_url: str | None = None  # None means api.notion.com
     data_source_id: str | None = None
+    webhook_token: str | None = None  # the webhook signing key, when configuration names it
 
     @property
     def is_local(self) -> bool:
@@ -80,6 +94,7 @@ class NotionEnvironment(BaseSettings):
     token: str | None = Field(None, validation_alias="NOTION_TOKEN")
     base_url: str | None = Field(None, validation_alias="NOTION_BASE_URL")
     data_source_id: str | None = Field(None, validation_alias="NOTION_DATA_SOURCE_ID")
+    webhook_token: str | None = Field(None, validation_alias="NOTION_WEBHOOK_TOKEN")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -103,7 +118,9 @@ def notion_settings(paths: Paths | None = None) -> NotionSettings | None:
     env = NotionEnvironment(_env_file=paths.notion_env_file)
     if not env.token:
         return None
-    return NotionSettings(token=env.token, base_url=env.base_url, data_source_id=env.data_source_id)
+    return NotionSettings(
+        token=env.token, base_url=env.base_url, data_source_id=env.data_source_id, webhook_token=env.webhook_token
+    )
 
 
 def notion_target(paths: Paths, *, token: str | None = None, base_url: str | None = None) -> NotionSettings:

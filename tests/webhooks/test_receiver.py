@@ -15,29 +15,26 @@ from webhook_helpers import DATA_SOURCE, TOKEN, Receiver, event, make_receiver, 
 from vidgen.webhooks import WEBHOOK_PATH
 
 
-def test_verification_token_is_stored_owner_only_and_announced(tmp_path: Path) -> None:
+def test_a_verification_token_is_a_candidate_held_owner_only_and_announced_once(tmp_path: Path) -> None:
     for r in make_receiver(tmp_path):
         answer = r.verify()
-        assert answer.status_code == 200 and answer.json()["outcome"] == "verified"
-        token_file = r.config.token_file
-        assert token_file.read_text().strip() == TOKEN
-        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
-        assert len(r.announced) == 1 and TOKEN in r.announced[0]
-        assert r.verify().json()["outcome"] == "already verified"  # the same token again is harmless
-        assert len(r.announced) == 1
+        assert answer.status_code == 200 and answer.json()["outcome"] == "pending"
+        assert not r.config.token_file.exists()  # not the key
+        candidates = r.config.candidates_file
+        assert TOKEN in candidates.read_text() and stat.S_IMODE(os.stat(candidates).st_mode) == 0o600
+        assert r.announced == [TOKEN]
+        assert r.verify().json()["outcome"] == "pending" and r.announced == [TOKEN]  # shown once
+        assert r.send(event()).status_code == 401  # a candidate signs nothing
+        r.accept()
+        assert stat.S_IMODE(os.stat(r.config.token_file).st_mode) == 0o600
+        assert r.verify().json()["outcome"] == "already verified"
+        assert r.send(event()).json()["outcome"] == "dispatched"
 
 
-def test_a_second_different_token_is_refused_unless_replacement_is_allowed(tmp_path: Path) -> None:
-    for r in make_receiver(tmp_path):
-        r.verify()
-        answer = r.verify("secret_intruder")
-        assert answer.status_code == 409 and "--replace-token" in answer.json()["detail"]
-        assert r.config.token_file.read_text().strip() == TOKEN
-        assert r.send(event()).status_code == 200  # the stored token still signs events
-    for r in make_receiver(tmp_path, replace_token=True):
-        assert r.verify("secret_new").json()["outcome"] == "verified"
-        assert r.send(event()).status_code == 401
-        assert r.send(event(), token="secret_new").status_code == 200
+def test_a_token_from_configuration_is_the_key_without_any_verification(tmp_path: Path) -> None:
+    for r in make_receiver(tmp_path, signing_token=TOKEN):
+        assert r.send(event()).json()["outcome"] == "dispatched"
+        assert r.send(event(), token="secret_other").status_code == 401
 
 
 def test_events_before_verification_are_refused(tmp_path: Path) -> None:
@@ -81,6 +78,7 @@ def test_replays_and_redeliveries_dispatch_once(receiver: Receiver) -> None:
 def test_deduplication_survives_a_restart(tmp_path: Path) -> None:
     for r in make_receiver(tmp_path):
         r.verify()
+        r.accept()
         assert r.send(event(event_id="evt-restart")).json()["outcome"] == "dispatched"
     for r in make_receiver(tmp_path):
         assert r.send(event(event_id="evt-restart", attempt=2)).json()["outcome"] == "duplicate"

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from vidgen.webhooks import WEBHOOK_PATH, ReceiverConfig, create_webhook_app, sign
+from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token
 
 TOKEN = "secret_receiver_test_token"
 DATA_SOURCE = "ds-pipeline"
@@ -68,6 +69,10 @@ class Receiver:
 
     def verify(self, token: str = TOKEN) -> Any:
         return self.client.post(WEBHOOK_PATH, json={"verification_token": token})
+
+    def accept(self, token: str = TOKEN) -> None:
+        """What `vidgen webhooks accept TOKEN` does: the candidate becomes the signing key."""
+        accept_token(VerificationTokenStore(self.config.token_file), CandidateTokens(self.config.candidates_file), token)
 
     def send(self, body: dict[str, Any] | bytes, token: str = TOKEN) -> Any:
         raw, headers = signed(body, token)

@@ -21,6 +21,7 @@ from vidgen.config import (
     NotionSettings,
     Paths,
     notion_settings,
+    mask_secret,
     notion_target,
     write_env_file,
 )
@@ -163,29 +164,49 @@ def init(
     write_env_file(paths.notion_env_file, values)
     console.print(f"Saved to {paths.notion_env_file} (environment variables of the same names override it).", markup=False)
     if webhook_url:
-        _subscribe_webhooks(target, webhook_url)
+        _subscribe_webhooks(target, webhook_url, paths)
 
 
-def _subscribe_webhooks(target: NotionSettings, webhook_url: str) -> None:
+def subscribe_local_webhooks(target: NotionSettings, webhook_url: str, paths: Paths) -> dict[str, str]:
+    """Subscribe `webhook_url` at the local server and make its verification token the receiver's key.
+
+    Whoever runs this chose the subscription (they hold the integration's token and named the
+    URL), so its token is accepted as `vidgen webhooks accept` would, without waiting for the
+    verification request to arrive. Raises httpx.HTTPError when the server cannot be reached.
+    """
+    from vidgen.notion.server.webhooks import request_subscription
+    from vidgen.webhooks import ReceiverConfig
+    from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token
+
+    assert target.base_url is not None
+    subscription = request_subscription(target.base_url, target.token, webhook_url)
+    config = ReceiverConfig.from_paths(paths)
+    accept_token(
+        VerificationTokenStore(config.token_file), CandidateTokens(config.candidates_file),
+        subscription["verification_token"], chosen_elsewhere=True,
+    )  # fmt: skip
+    return subscription
+
+
+def _subscribe_webhooks(target: NotionSettings, webhook_url: str, paths: Paths) -> None:
     """Subscribe the local server to send page events to `webhook_url`; real Notion subscribes in its UI."""
     if not target.is_local or not target.base_url:
         console.print(
             "Real Notion subscribes in its web UI: integration settings > Webhooks > Create a subscription with "
-            f"{webhook_url} (HTTPS, reachable from the internet); the receiver prints the verification token to paste back.",
+            f"{webhook_url} (HTTPS, reachable from the internet); the receiver prints the verification token once: "
+            "paste it into Notion's form and accept it with `uv run vidgen webhooks accept TOKEN`.",
             markup=False,
         )
         return
     import httpx
 
-    from vidgen.notion.server.webhooks import request_subscription
-
     try:
-        subscription = request_subscription(target.base_url, target.token, webhook_url)
+        subscription = subscribe_local_webhooks(target, webhook_url, paths)
     except httpx.HTTPError as exc:
         fail(f"could not subscribe {webhook_url} at the local Notion server {target.base_url} ({exc}) — is it running?")
     console.print(
         f"Webhooks: the local Notion server sends page events to {webhook_url} (subscription {subscription['id']}); "
-        "it sent the verification request now.",
+        f"its verification token {mask_secret(subscription['verification_token'])} is the receiver's key.",
         markup=False,
     )
 
