@@ -16,7 +16,15 @@ from vidgen.webhooks import WEBHOOK_PATH, ReceiverConfig, create_webhook_app, si
 from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token
 
 TOKEN = "secret_receiver_test_token"
-DATA_SOURCE = "ds-pipeline"
+DATA_SOURCE = "0d5a1c3e-7b9f-4e2d-8a6c-1f3b5d7e9a0c"
+
+
+def page(name: str) -> str:
+    """A page id (a UUID, as every id the receiver accepts must be) that a test can name."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"vidgen-test-page/{name}"))
+
+
+PAGE_1 = page("page-1")
 
 
 class Recorder:
@@ -35,7 +43,7 @@ class Recorder:
 
 
 def event(
-    page_id: str = "page-1",
+    page_id: str = PAGE_1,
     type: str = "page.properties_updated",
     *,
     event_id: str | None = None,

@@ -9,7 +9,8 @@ What each request gets:
   TOKEN`) or configuration names the key (NOTION_WEBHOOK_TOKEN). Candidates expire after an hour and
   are rate-limited (429 beyond); the accepted key again answers "already verified";
 - body over 1 MB: 413; missing or wrong `X-Notion-Signature`: 401 and nothing else happens;
-- malformed JSON, or no `type`/`entity`: 400;
+- JSON nested too deeply (before the signature is checked, like the size): 400;
+- malformed JSON, no `type`/`entity`, or an `entity.id` / data source id that is not a UUID: 400;
 - an event seen before (same `id`): 200, no second dispatch;
 - another data source, a type that does not matter here, or older than `max_event_age_s`: 200,
   logged, ignored;
@@ -170,6 +171,8 @@ class WebhookReceiver:
             event = NotionWebhookEvent.model_validate(parsed)
         except ValidationError as exc:
             return _answer(400, "malformed", detail=str(exc.errors(include_url=False, include_input=False)[:3]))
+        except RecursionError:
+            return _answer(400, "malformed", detail="the JSON is nested too deeply")
         return self.act(event)
 
     def _ignored_because(self, event: NotionWebhookEvent) -> str | None:
@@ -220,6 +223,8 @@ def create_webhook_app(
             return _answer(413, "too large", detail=f"the limit is {MAX_BODY_BYTES} bytes")
         try:
             parsed: Any = json.loads(raw)
+        except RecursionError:  # "[[[[…" 200,000 deep: refused like an oversized body, before any key is used
+            return _answer(400, "malformed", detail="the JSON is nested too deeply")
         except (ValueError, UnicodeDecodeError):
             parsed = None
         if (token := _verification_token(parsed)) is not None:

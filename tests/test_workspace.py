@@ -1,0 +1,29 @@
+"""A video's workspace stays under the workspaces root, whatever a page id or a manifest says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vidgen.workspace import UnsafePath, Workspace
+
+
+@pytest.mark.parametrize("page_id", ["..", "../other", "a/b", "/etc", "", ".", "x\x00y"])
+def test_a_workspace_folder_name_cannot_lead_outside_the_root(tmp_path: Path, page_id: str) -> None:
+    with pytest.raises(UnsafePath):
+        Workspace.for_entry(tmp_path / "workspaces", "wild_frontiers", page_id)
+
+
+def test_a_manifest_pointing_outside_its_workspace_is_not_trusted(tmp_path: Path) -> None:
+    ws = Workspace.for_entry(tmp_path / "workspaces", "wild_frontiers", "1f2e3d4c-0000-4000-8000-0000000000a1").ensure()
+    made = ws.dir("assets") / "a.png"
+    made.write_bytes(b"png")
+    entry = ws.record("images/0", made, "fp")
+    outside = tmp_path / "secret.txt"
+    outside.write_bytes(b"png")
+    forged = entry.model_copy(update={"path": "../../../secret.txt"})
+    (ws.root / "manifest" / "images__0.json").write_text(forged.model_dump_json())
+    assert ws.lookup("images/0", "fp") is None
+    with pytest.raises(UnsafePath):
+        ws.abspath(forged)
