@@ -40,6 +40,7 @@ from starlette.routing import Route
 from vidgen.config import Paths, mask_secret
 from vidgen.loopback import LoopbackServer
 from vidgen.notion.ratelimit import TokenBucket
+from vidgen.request_limits import read_capped
 from vidgen.webhooks.events import DATA_SOURCE_SCHEMA_UPDATED, PAGE_EVENT_TYPES, NotionWebhookEvent
 from vidgen.webhooks.signature import SIGNATURE_HEADER, verify_signature
 from vidgen.webhooks.store import (
@@ -99,21 +100,6 @@ def announce_candidate(token: str) -> None:
 
 def _answer(status: int, outcome: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"outcome": outcome, **extra}, status_code=status)
-
-
-async def _read_capped(request: Request) -> bytes | None:
-    """The body, or None when it is over MAX_BODY_BYTES (stops reading as soon as it is)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _verification_token(parsed: Any) -> str | None:
@@ -218,7 +204,7 @@ def create_webhook_app(
     receiver = WebhookReceiver(dispatch, config, announce)
 
     async def notion_webhook(request: Request) -> JSONResponse:
-        raw = await _read_capped(request)
+        raw = await read_capped(request, MAX_BODY_BYTES)
         if raw is None:
             return _answer(413, "too large", detail=f"the limit is {MAX_BODY_BYTES} bytes")
         try:
