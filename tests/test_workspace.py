@@ -27,3 +27,24 @@ def test_a_manifest_pointing_outside_its_workspace_is_not_trusted(tmp_path: Path
     assert ws.lookup("images/0", "fp") is None
     with pytest.raises(UnsafePath):
         ws.abspath(forged)
+
+
+def test_workspace_folders_and_the_home_are_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from vidgen.config import write_env_file
+    from vidgen.providers.base import KeptTask
+
+    ws = Workspace.for_entry(tmp_path / "workspaces", "wild_frontiers", "1f2e3d4c-0000-4000-8000-0000000000a1").ensure()
+    for folder in (tmp_path / "workspaces", tmp_path / "workspaces" / "wild_frontiers", ws.root, ws.dir("final")):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+    note = ws.dir("assets") / ".kie-task.json"
+    KeptTask(task_id="t-1", fingerprint="f").save(note)
+    assert stat.S_IMODE(os.stat(note).st_mode) == 0o600
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)  # made by an earlier version
+    write_env_file(home / "notion.env", {"NOTION_TOKEN": "secret_x"})
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(home / "notion.env").st_mode) == 0o600

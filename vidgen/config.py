@@ -108,8 +108,14 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
-    """Set `values` in the dotenv file, keeping its other keys; the file stays private (0600): it holds a token."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Set `values` in the dotenv file, keeping its other keys; the file stays private (0600): it holds a token.
+
+    It is created 0600 before anything is written to it, so a token is never readable by others."""
+    from vidgen.files import private_dir
+
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
     for key, value in values.items():
         set_key(path, key, value)
     path.chmod(0o600)

@@ -17,6 +17,22 @@ from pathlib import Path
 PART_MARKER = ".part"
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (0700), made with any missing parents (also 0700).
+
+    VIDGEN_HOME holds tokens, the local Notion store and the webhook key; a video's workspace holds
+    its unpublished media and resumable-upload notes. Another local user must not list or read them.
+    A directory that already exists is narrowed too (a `.vidgen/` made by an earlier version).
+    """
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_uid == os.getuid():
+        path.chmod(0o700)
+    return path
+
+
 def partial_path(dst: Path) -> Path:
     """A fresh, unused name beside `dst` that keeps its suffix (ffmpeg picks the format from it).
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vidgen.errors import VidgenError
-from vidgen.files import atomic_write_text
+from vidgen.files import atomic_write_text, private_dir
 from vidgen.models import Cost
 
 SUBDIRS = ("assets", "composites", "videos", "audio", "sfx", "final", "previews")
@@ -87,9 +87,10 @@ class Workspace:
         return cls(under(workspaces_root, channel_id, page_id))
 
     def ensure(self) -> Workspace:
-        for sub in SUBDIRS:
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "manifest").mkdir(parents=True, exist_ok=True)
+        """Create the folders, owner only (0700): unpublished media and upload notes live here."""
+        private_dir(self.root)
+        for sub in (*SUBDIRS, "manifest"):
+            private_dir(self.root / sub)
         return self
 
     def dir(self, sub: str) -> Path:

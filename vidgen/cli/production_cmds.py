@@ -36,8 +36,10 @@ def _prepare() -> Paths:
     """The embedded servers (PostgreSQL, Prefect) running and this process pointed at them."""
     from vidgen.stack import StackError, database_choice, ensure_prefect, export_paths
 
+    from vidgen.files import private_dir
+
     paths = Paths.from_env()
-    paths.home.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.home)
     export_paths(paths)
     try:
         where = "SQLite" if database_choice() == "sqlite" else "PostgreSQL"

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from vidgen.errors import VidgenError
+from vidgen.files import private_dir
 
 
 CANDIDATE_TTL_S = 3600.0  # a verification token not accepted within an hour is forgotten
@@ -32,7 +33,7 @@ class NotACandidate(VidgenError):
 
 def _write_private(path: Path, text: str) -> None:
     """Replace `path` with `text`, readable by its owner only, never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
