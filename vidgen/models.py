@@ -42,6 +42,7 @@ TOPIC_MAX = 1000
 STORY_DIRECTION_MAX = 5000  # beyond this it is a script, not a direction; the writer's prompt has a budget
 REVIEW_NOTES_MAX = 2000  # one Notion rich-text piece; a reviewer's "redo: …" is read from the first 2,000 characters
 ERROR_MAX = 200_000  # Notion's own bound (100 pieces of 2,000): the pipeline writes up to it and compares what it reads back
+NARRATION_MAX = 2000  # characters a scene's narration may have: ~300 words, far beyond any channel's words_per_scene
 OVERLONG_READ_FACTOR = 4  # a too-long title, topic or direction is kept up to 4x its maximum: enough to say how much to cut
 
 
@@ -156,6 +157,9 @@ class Script(BaseModel):
         for s in self.scenes:
             if not s.narration.strip():
                 found.append(f"scene {s.index} has no narration")
+            elif len(s.narration) > NARRATION_MAX:
+                # a runaway answer would become minutes of speech and captions for one image
+                found.append(f"scene {s.index}'s narration is {len(s.narration)} characters; at most {NARRATION_MAX}")
         return found
 
 
