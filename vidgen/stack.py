@@ -430,7 +430,8 @@ def ensure_local_notion(paths: Paths, *, port: int = DEFAULT_LOCAL_NOTION_PORT, 
     if status is not None:
         if _local_notion_status(base, LEGACY_LOCAL_NOTION_TOKEN) == 200:
             raise StackError(f"the local Notion server on port {port} was started by an earlier version and knows only "
-                             "the old fixed token: stop it with `uv run vidgen down`, then run this again")
+                             "the old fixed token: stop it (`uv run vidgen down`, or Ctrl+C where `vidgen notion serve` "
+                             "runs), then run this again")
         raise StackError(f"port {port} answers, but not as this installation's local Notion server (it refuses the "
                          f"token in {paths.notion_env_file}); stop that server or set VIDGEN_NOTION_PORT to a free port")
     if port_in_use(port):

@@ -124,3 +124,12 @@ def test_serve_has_no_flag_that_lets_a_caller_swap_the_key() -> None:
     result = runner.invoke(app, ["serve", "--replace-webhook-token"])
     assert result.exit_code == 2
     assert "replace" not in json.dumps(runner.invoke(app, ["serve", "--help"]).output)
+
+
+def test_an_oversized_verification_token_is_refused_not_held(
+    served: tuple[WebhookServer, Recorder, list[str], list[str]]
+) -> None:
+    server, _, announced, _ = served
+    assert _post(server.url, {"verification_token": "x" * 100_000}).status_code == 400
+    assert _post(server.url, {"verification_token": ""}).status_code == 400
+    assert announced == []

@@ -54,6 +54,7 @@ from vidgen.webhooks.store import (
 WEBHOOK_PATH = "/webhooks/notion"
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_EVENT_AGE_S = 3600.0
+MAX_TOKEN_CHARS = 200  # Notion's are "secret_" and 43 more; a candidate file must stay small
 CLOCK_SKEW_S = 300.0  # an event stamped a little in the future (another clock) is still accepted
 
 Dispatch = Callable[[str, str], None]
@@ -112,7 +113,9 @@ def _verification_token(parsed: Any) -> str | None:
 class WebhookReceiver:
     """The request handling, separate from HTTP so each rule reads in one place."""
 
-    def __init__(self, dispatch: Dispatch, config: ReceiverConfig, announce: Callable[[str], None] = announce_candidate) -> None:
+    def __init__(
+        self, dispatch: Dispatch, config: ReceiverConfig, announce: Callable[[str], None] = announce_candidate
+    ) -> None:
         self.dispatch = dispatch
         self.config = config
         self.announce = announce
@@ -130,6 +133,8 @@ class WebhookReceiver:
 
     def verify(self, token: str) -> JSONResponse:
         """An unsigned verification request: hold its token as a candidate, never as the key."""
+        if not 0 < len(token) <= MAX_TOKEN_CHARS:
+            return _answer(400, "malformed", detail=f"a verification token has 1 to {MAX_TOKEN_CHARS} characters")
         key = self.signing_key()
         if key is not None and hmac.compare_digest(key.encode(), token.encode()):
             return _answer(200, "already verified")
