@@ -188,3 +188,14 @@ def test_an_install_made_by_the_previous_version_keeps_working_until_init_rotate
         me = f"{restarted.base_url}/v1/users/me"
         assert httpx.get(me, headers=_auth(LEGACY_LOCAL_NOTION_TOKEN)).status_code == 401
         assert CliRunner().invoke(cli, ["board"]).exit_code == 0
+
+
+def test_the_store_is_owner_only_even_when_an_earlier_version_made_it_readable(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    store = home / "notion-local.sqlite"
+    store.touch(mode=0o644)
+    with LocalNotionServer(store):
+        pass
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o600

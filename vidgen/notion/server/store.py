@@ -111,6 +111,7 @@ class NotionStore:
         self.path = Path(path)
         private_dir(self.path.parent)  # the board, its tokens' subscription file and uploads: owner only
         os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)  # a store made by an earlier version was 0644; SQLite's -wal/-shm follow it
         self._lock = threading.RLock()
         self._cache: dict[int, PageRecord] | None = None  # seq -> page, every page of the store
         self._pending: list[PageRecord] = []
