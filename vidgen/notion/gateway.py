@@ -499,8 +499,9 @@ class NotionGateway:
         if not payload:
             return entry
         payload[Prop.UPDATED] = P.date_value(datetime.now(timezone.utc))
+        page_id = notion_id(entry.page_id)
         page = self._send(
-            lambda: self._notion.pages.update(notion_id(entry.page_id), properties=payload), target=f"page {entry.page_id}"
+            lambda: self._notion.pages.update(page_id, properties=payload), target=f"page {page_id}"
         )
         return self._entry(page)
 
