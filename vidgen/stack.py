@@ -38,6 +38,7 @@ from vidgen.config import (
     Paths,
     local_notion_token,
 )
+from vidgen.files import private_dir
 
 PREFECT_PORT = int(os.environ.get("VIDGEN_PREFECT_PORT", "4200"))
 DATABASE_SETTING = "VIDGEN_PREFECT_DATABASE"  # "postgres" (the default) or "sqlite"
@@ -84,7 +85,7 @@ def healthy(url: str, headers: dict[str, str] | None = None) -> bool:
 
 def spawn(cmd: list[str], log: Path, env: dict[str, str], *, cwd: Path | None = None) -> subprocess.Popen:
     """A server in its own process group (so stopping it stops its children), output to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log.parent)
     with open(log, "ab") as out:
         return subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
@@ -352,7 +353,7 @@ def start_prefect_server(
     """Start `prefect server start` on 127.0.0.1:`port` with its database at `database_url` and wait for it."""
     if port_in_use(port):
         raise StackError(f"port {port} is already in use by another program; set VIDGEN_PREFECT_PORT to a free port")
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)  # its storage/ holds the pickled results a resumed run unpickles
     env = client_env(home, port)
     server_env = {
         **SERVER_DEFAULTS, **os.environ, **env, **(extra_env or {}),

@@ -30,6 +30,7 @@ from vidgen.config import (
     read_env_file,
     write_env_file,
 )
+from vidgen.files import private_mode
 from vidgen.notion.server import LocalNotionServer
 from vidgen.notion.server.app import create_app
 from vidgen.notion.server.uploads import PURGE_AFTER_S, UPLOAD_TTL_S
@@ -197,5 +198,5 @@ def test_the_store_is_owner_only_even_when_an_earlier_version_made_it_readable(t
     store.touch(mode=0o644)
     with LocalNotionServer(store):
         pass
-    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(home).st_mode) == private_mode()
     assert stat.S_IMODE(os.stat(store).st_mode) == 0o600
