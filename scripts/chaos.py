@@ -117,7 +117,7 @@ sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(REPO / "tests" / "standins
 
 from bench_webhooks import Bench, Deadline, read_runs, serve_worker, shutdown, start_stack  # noqa: E402
 from standin_servers import BAD_SCRIPTS, StandinServer  # noqa: E402
-from vidgen.config import LOCAL_NOTION_TOKEN, Paths  # noqa: E402
+from vidgen.config import Paths  # noqa: E402
 from vidgen.loopback import LoopbackServer  # noqa: E402
 from vidgen.models import VideoEntry  # noqa: E402
 from vidgen.notion.gateway import NotionGateway  # noqa: E402
@@ -263,7 +263,7 @@ class Board:
     seen at each status. Paused while the suite holds Notion down."""
 
     def __init__(self, bench: Bench, every_s: float = 2.0):
-        self.gateway = NotionGateway(LOCAL_NOTION_TOKEN, base_url=bench.notion_url, data_source_id=bench.data_source_id,
+        self.gateway = NotionGateway(bench.notion_token, base_url=bench.notion_url, data_source_id=bench.data_source_id,
                                      retry=RetryPolicy(attempts=2, max_total_s=5))
         self.every_s = every_s
         self.cards: dict[str, VideoEntry] = {}
@@ -439,7 +439,7 @@ class Chaos:
 
     # --- the run ---
     def queue(self) -> None:
-        with NotionGateway(LOCAL_NOTION_TOKEN, base_url=self.bench.notion_url, data_source_id=self.bench.data_source_id) as gw:
+        with NotionGateway(self.bench.notion_token, base_url=self.bench.notion_url, data_source_id=self.bench.data_source_id) as gw:
             for i in range(1, self.args.videos + 1):
                 channel = (i - 1) % len(self.channel_ids) + 1
                 entry = gw.create_entry(title=f"Chaos {self.name} {i}", channel=f"Chaos {channel}",
@@ -902,7 +902,7 @@ def requeue_busy(chaos: Chaos) -> None:
     from notion_client import Client
 
     chaos.wait_stage()
-    client = Client(auth=LOCAL_NOTION_TOKEN, base_url=chaos.bench.notion_url, log_level=logging.ERROR)  # 429s: it retries
+    client = Client(auth=chaos.bench.notion_token, base_url=chaos.bench.notion_url, log_level=logging.ERROR)  # 429s: it retries
     chaos.note(f"every card set to Queued by hand with {chaos.statuses()}")
     for page in chaos.pages:
         client.pages.update(page, properties={"Status": {"select": {"name": S.QUEUED.value}}})
