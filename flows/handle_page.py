@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 
 from prefect import flow, get_run_logger, task
 from prefect.client.orchestration import get_client
@@ -85,29 +83,85 @@ def handle_page(page_id: str, deployment: str = PRODUCE_DEPLOYMENT) -> PageOutco
     return outcome
 
 
+class DispatchQueueFull(RuntimeError):
+    """More pages wait for handling than the dispatcher holds; the receiver answers 503 and Notion retries."""
+
+
 class PageDispatcher:
     """The webhook receiver's `dispatch` inside `vidgen serve`: each event's handle-page flow run starts
     at once in a worker thread of this process, so the receiver answers in milliseconds while the page
     is handled a moment later. (A deployment run would first wait for the runner's next poll and
-    then for a new Python process: 5-10 s on 2 cores, measured with `vidgen demo`.) Events for one
-    page are handled one after another."""
+    then for a new Python process: 5-10 s on 2 cores, measured with `vidgen demo`.)
 
-    def __init__(self, workers: int = 4):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handle-page")
-        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+    Events for one page are handled one after another, and coalesced: an event is only a signal
+    (handle-page re-reads the page), so events for a page that already waits add nothing, and an
+    event for a page being handled makes it wait for one more run, which starts after that event
+    arrived. At most `max_pending` pages wait; beyond that dispatch raises DispatchQueueFull (the
+    receiver forgets the event and answers 503, so Notion delivers it again later, and the poll is
+    the safety net). Memory is bounded by `max_pending` + `workers`, whatever arrives.
+    """
+
+    def __init__(self, workers: int = 4, *, max_pending: int = 1000):
+        self.max_pending = max_pending
+        self._pending: dict[str, str] = {}  # page id -> the latest event type, oldest page first
+        self._running: set[str] = set()
+        self._closing = False
+        self._changed = threading.Condition()
         # Runs happen under the settings of whoever made the dispatcher (Prefect keeps them in context
-        # variables, which a pool thread does not inherit): the receiver's thread has none of its own.
+        # variables, which a worker thread does not inherit): the receiver's thread has none of its own.
         self._context = contextvars.copy_context()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"handle-page-{n}", daemon=True) for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def __call__(self, page_id: str, event_type: str) -> None:
-        self._pool.submit(self._context.copy().run, self._handle, page_id, event_type)
+        with self._changed:
+            if self._closing:
+                raise DispatchQueueFull("the dispatcher is closing")
+            if page_id not in self._pending and len(self._pending) >= self.max_pending:
+                raise DispatchQueueFull(f"{len(self._pending)} pages already wait to be handled")
+            self._pending[page_id] = event_type
+            self._changed.notify()
+
+    def _next(self) -> tuple[str, str] | None:
+        """The oldest waiting page not being handled (marked running), or None once closed and drained."""
+        with self._changed:
+            while True:
+                ready = next((p for p in self._pending if p not in self._running), None)
+                if ready is not None:
+                    self._running.add(ready)
+                    return ready, self._pending.pop(ready)
+                if self._closing and not self._pending:
+                    return None
+                self._changed.wait()
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            page_id, event_type = job
+            try:
+                self._context.copy().run(self._handle, page_id, event_type)
+            finally:
+                with self._changed:
+                    self._running.discard(page_id)
+                    self._changed.notify_all()
 
     def _handle(self, page_id: str, event_type: str) -> None:
-        with self._locks[page_id]:
-            try:
-                handle_page.with_options(flow_run_name=f"{event_type} {page_id}"[:120])(page_id)
-            except Exception:  # the flow run is Failed in Prefect with its traceback; the poll is the safety net
-                logging.getLogger(__name__).exception("handle-page for %s failed", page_id)
+        try:
+            handle_page.with_options(flow_run_name=f"{event_type} {page_id}"[:120])(page_id)
+        except Exception:  # the flow run is Failed in Prefect with its traceback; the poll is the safety net
+            logging.getLogger(__name__).exception("handle-page for %s failed", page_id)
+
+    def waiting(self) -> int:
+        """Pages waiting to be handled (not counting those being handled)."""
+        with self._changed:
+            return len(self._pending)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Handle what waits, then stop the workers."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            thread.join()

@@ -26,6 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks.automations import emit_card_error, emit_cost_threshold
 from flows.review import Revisions, check_redo, review_gate
+from tasks.claim import VideoClaim, VideoTakenElsewhere, claim_this_video
 from tasks.notion import EntryGone, link_notion_page, read_entry, update_card
 from tasks.production import (
     animate_clip,
@@ -64,9 +65,10 @@ class ReviewRejected(VidgenError):
 class VideoRun:
     """One video's run: its production context (built once) and its Notion card as last written."""
 
-    def __init__(self, entry: VideoEntry, production: Production):
+    def __init__(self, entry: VideoEntry, production: Production, claim: VideoClaim | None = None):
         self.card = entry
         self.production = production
+        self.claim = claim  # this process's hold on the video; every step first confirms it
         self.spent_usd = 0.0  # the ledger's total when last looked at (for the budget alert)
 
     @property
@@ -74,6 +76,10 @@ class VideoRun:
         return self.production.brief
 
     def update_card(self, status: S | None = None, round: int = 1, **fields: Any) -> None:
+        """Each step starts with a card write: the point where a process that lost its claim to
+        another one stops (`VideoClaim.confirm` raises Prefect's Abort), before it pays for the step."""
+        if self.claim is not None:
+            self.claim.confirm()
         self.card = update_card(self.card, status, round, **fields)
 
     def report(self, status: S, **fields: Any) -> None:
@@ -107,7 +113,18 @@ class VideoRun:
     task_runner=ThreadPoolTaskRunner(max_workers=6),
 )
 def produce_video(page_id: str, channel_id: str | None = None) -> str | State:
-    """Make and publish the video for one Notion entry (an entry the poller moved to Processing)."""
+    """Make and publish the video for one Notion entry (an entry the poller moved to Processing).
+
+    One process at a time makes a video, however many workers serve this deployment: a process
+    Prefect starts for a run another process is still making steps aside here (`tasks/claim.py`)."""
+    try:
+        with claim_this_video(page_id) as claim:
+            return produce(page_id, channel_id, claim)
+    except VideoTakenElsewhere as exc:
+        return Cancelled(message=f"Stopped: {exc}")
+
+
+def produce(page_id: str, channel_id: str | None, claim: VideoClaim | None) -> str | State:
     try:
         entry = read_entry(page_id)
     except NotionNotFound:
@@ -128,7 +145,7 @@ def produce_video(page_id: str, channel_id: str | None = None) -> str | State:
         story_direction=entry.story_direction.strip(),
     )
     with open_production(brief) as production:
-        video = VideoRun(entry, production)
+        video = VideoRun(entry, production, claim)
         try:
             return make_video(video)
         except ReviewRejected as exc:

@@ -66,17 +66,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vidgen.channels import Channel, load_channels  # noqa: E402
-from vidgen.config import LOCAL_NOTION_TOKEN, Paths  # noqa: E402
+from vidgen.cli.notion_cmds import subscribe_local_webhooks  # noqa: E402
+from vidgen.config import NotionSettings, Paths, local_notion_token  # noqa: E402
 from vidgen.loopback import LoopbackServer  # noqa: E402
 from vidgen.notion.gateway import NotionGateway  # noqa: E402
 from vidgen.notion.ratelimit import TokenBucket  # noqa: E402
 from vidgen.notion.server import LocalNotionServer  # noqa: E402
 from vidgen.notion.server.webhooks import (  # noqa: E402
-    WEBHOOK_API_VERSION, WebhookSender, request_subscription, subscription_file,
+    WEBHOOK_API_VERSION, WebhookSender, subscription_file,
 )  # fmt: skip
 from vidgen.pipeline import configured_channels  # noqa: E402
 from vidgen.statuses import NotionStatus  # noqa: E402
 from vidgen.webhooks import WEBHOOK_PATH, ReceiverConfig, create_webhook_app, sign  # noqa: E402
+from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token  # noqa: E402
 
 if TYPE_CHECKING:  # Prefect is imported only once this process points at the benchmark's own server
     from prefect.client.schemas.objects import FlowRun
@@ -158,6 +160,8 @@ def receiver_only(args: argparse.Namespace) -> int:
         try:
             with LocalNotionServer(store, webhooks=sender) as server:
                 subscription = sender.subscribe(receiver_url)
+                accept_token(VerificationTokenStore(config.token_file), CandidateTokens(config.candidates_file),
+                             subscription.verification_token, chosen_elsewhere=True)  # fmt: skip
                 deadline = time.monotonic() + 10
                 while not config.token_file.exists():
                     if time.monotonic() > deadline:
@@ -244,6 +248,7 @@ class Bench:
     deadline: Deadline
     since: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     notion_url: str = ""
+    notion_token: str = ""  # the local Notion server's token, made for the benchmark's VIDGEN_HOME
     data_source_id: str = ""
     worker: subprocess.Popen | None = None
     prefect_up: bool = False
@@ -255,7 +260,7 @@ class Bench:
 
     def gateway(self) -> NotionGateway:
         """The benchmark's own Notion client: it writes what a person would (entries, decisions)."""
-        return NotionGateway(LOCAL_NOTION_TOKEN, base_url=self.notion_url, data_source_id=self.data_source_id)
+        return NotionGateway(self.notion_token, base_url=self.notion_url, data_source_id=self.data_source_id)
 
     @property
     def worker_log(self) -> Path:
@@ -289,7 +294,7 @@ def start_stack(bench: Bench, *, sqlite: bool) -> None:
     paths = bench.paths
     # This machine's own servers and settings must not leak into the benchmark's.
     for name in ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL", "VIDGEN_LEDGER_URL", "NOTION_TOKEN",
-                 "NOTION_BASE_URL", "NOTION_DATA_SOURCE_ID"):
+                 "NOTION_BASE_URL", "NOTION_DATA_SOURCE_ID", "VIDGEN_LOCAL_NOTION_TOKEN"):
         os.environ.pop(name, None)
     os.environ[stack.DATABASE_SETTING] = "sqlite" if sqlite else "postgres"
     stack.export_paths(paths)
@@ -304,11 +309,12 @@ def start_stack(bench: Bench, *, sqlite: bool) -> None:
     os.environ.update(server.env)
     bench.prefect_up = True
     bench.notion_url = stack.ensure_local_notion(paths, port=stack.free_port())
-    with NotionGateway(LOCAL_NOTION_TOKEN, base_url=bench.notion_url) as gateway:
+    bench.notion_token = local_notion_token(paths)
+    with NotionGateway(bench.notion_token, base_url=bench.notion_url) as gateway:
         _database, bench.data_source_id = gateway.create_database(
             parent_page_id=None, title="Video Pipeline", channels=configured_channels(paths.channels)
         )
-    os.environ.update(NOTION_TOKEN=LOCAL_NOTION_TOKEN, NOTION_BASE_URL=bench.notion_url,
+    os.environ.update(NOTION_TOKEN=bench.notion_token, NOTION_BASE_URL=bench.notion_url,
                       NOTION_DATA_SOURCE_ID=bench.data_source_id)
     bench.say(f"Prefect {server.api_url} on {'SQLite' if sqlite else 'PostgreSQL'}; local Notion {bench.notion_url}; "
               f"VIDGEN_HOME {paths.home}")
@@ -351,15 +357,13 @@ def subscribe(bench: Bench, port: int) -> None:
 
     hook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     bench.wait(lambda: healthy(hook_url), f"the worker's webhook receiver at {hook_url}")
-    request_subscription(bench.notion_url, LOCAL_NOTION_TOKEN, hook_url)
-    token_file = ReceiverConfig.from_paths(bench.paths).token_file
-    bench.wait(token_file.exists, "the verification request to reach the receiver")
+    subscribe_local_webhooks(NotionSettings(token=bench.notion_token, base_url=bench.notion_url), hook_url, bench.paths)
 
 
 def unsubscribe(bench: Bench) -> None:
     """No more events: what follows is the poll alone."""
     httpx.delete(f"{bench.notion_url}/v1/vidgen/webhook_subscription",
-                 headers={"Authorization": f"Bearer {LOCAL_NOTION_TOKEN}", "Notion-Version": WEBHOOK_API_VERSION},
+                 headers={"Authorization": f"Bearer {bench.notion_token}", "Notion-Version": WEBHOOK_API_VERSION},
                  timeout=10).raise_for_status()
 
 

@@ -117,7 +117,7 @@ sys.path[:0] = [str(REPO), str(REPO / "scripts"), str(REPO / "tests" / "standins
 
 from bench_webhooks import Bench, Deadline, read_runs, serve_worker, shutdown, start_stack  # noqa: E402
 from standin_servers import BAD_SCRIPTS, StandinServer  # noqa: E402
-from vidgen.config import LOCAL_NOTION_TOKEN, Paths  # noqa: E402
+from vidgen.config import Paths  # noqa: E402
 from vidgen.loopback import LoopbackServer  # noqa: E402
 from vidgen.models import VideoEntry  # noqa: E402
 from vidgen.notion.gateway import NotionGateway  # noqa: E402
@@ -213,16 +213,17 @@ class AlertReceiver:
         await send({"type": "http.response.body", "body": b""})
 
 
-def chaos_channels(directory: Path, videos: int, scenes: int) -> list[str]:
-    """One channel per video: the nature sample on the paid providers, its gates off, `scenes` short
-    scenes, its own watermark, style and voice (so each video's start frame, and so the stand-in's
-    faults, are its own, and its paid requests say which video they are for)."""
+def chaos_channels(directory: Path, channels: int, scenes: int, providers: str = "paid") -> list[str]:
+    """The nature sample as `channels` channels (one per video unless `--channels` says fewer): the
+    paid providers (or with `--providers local` the local ones), gates off, `scenes` short scenes,
+    its own watermark, style and voice (so each video's start frame, and so the stand-in's faults,
+    are its own, and its paid requests say which video they are for)."""
     base = yaml.safe_load((REPO / "channels" / "wild_frontiers.yaml").read_text())
     directory.mkdir(parents=True, exist_ok=True)
     ids = []
-    for i in range(1, videos + 1):
+    for i in range(1, channels + 1):
         data = {**base, "id": f"chaos_{i}", "name": f"Chaos {i}", "notion_value": f"Chaos {i}",
-                "providers": dict(REAL_PROVIDERS), "voice": {**base["voice"], "elevenlabs_voice_id": f"chaos-voice-{i}"},
+                "providers": dict(REAL_PROVIDERS) if providers == "paid" else base["providers"], "voice": {**base["voice"], "elevenlabs_voice_id": f"chaos-voice-{i}"},
                 "style": {**base["style"], "watermark": f"CHAOS {i}", "preamble": f"{base['style']['preamble']}, take {i}"},
                 "script": {**base["script"], "scenes": scenes, "min_scenes": 1, "words_per_scene": 10},
                 "review": {gate: {**config, "enabled": False} for gate, config in base["review"].items()}}
@@ -262,11 +263,12 @@ class Board:
     seen at each status. Paused while the suite holds Notion down."""
 
     def __init__(self, bench: Bench, every_s: float = 2.0):
-        self.gateway = NotionGateway(LOCAL_NOTION_TOKEN, base_url=bench.notion_url, data_source_id=bench.data_source_id,
+        self.gateway = NotionGateway(bench.notion_token, base_url=bench.notion_url, data_source_id=bench.data_source_id,
                                      retry=RetryPolicy(attempts=2, max_total_s=5))
         self.every_s = every_s
         self.cards: dict[str, VideoEntry] = {}
         self.first_seen: dict[str, dict[str, float]] = defaultdict(dict)
+        self.backwards: dict[str, list[str]] = defaultdict(list)  # page id -> "from > to" moves back along the pipeline
         self.changed = time.time()
         self.paused = threading.Event()
         self._stop = threading.Event()
@@ -299,6 +301,8 @@ class Board:
                 old = self.cards.get(entry.page_id)
                 if old is None or (old.status, old.error) != (entry.status, entry.error):
                     self.changed = now
+                if old is not None and step(entry.status) < step(old.status):  # to an error, or back to an earlier step
+                    self.backwards[entry.page_id].append(f"{old.status} > {entry.status}")
                 self.cards[entry.page_id] = entry
                 self.first_seen[entry.page_id].setdefault(entry.status or "", now)
         return True
@@ -346,6 +350,7 @@ class Chaos:
         self.lifted_at: float | None = None
         self.unrecovered: dict[str, str] = {}  # page id -> why it does not count as recovered (fault's own check)
         self.runs_per_video = 1  # produce-video runs a video recovered without a person has (a deferral adds one)
+        self.other_workers: list[subprocess.Popen] = []  # with --workers N: the N - 1 beside bench.worker
         self.since = datetime.now(timezone.utc)
 
     # --- helpers the faults use ---
@@ -361,6 +366,34 @@ class Chaos:
 
     def start_worker(self) -> None:
         serve_worker(self.bench, self.worker_args())
+
+    def start_other_workers(self) -> None:
+        """The workers beside the first (`--workers`), each with its own log."""
+        from vidgen.stack import BIN, spawn
+
+        for n in range(2, self.args.workers + 1):
+            log = self.bench.paths.home / "logs" / f"serve-{n}.log"
+            self.other_workers.append(spawn([str(BIN / "vidgen"), "serve", *self.worker_args()], log, dict(os.environ)))
+        if self.other_workers:
+            self.say(f"{len(self.other_workers)} more vidgen serve worker(s) started")
+
+    def stop_other_workers(self) -> None:
+        from vidgen.stack import stop_process
+
+        for worker in self.other_workers:
+            stop_process(worker)
+        self.other_workers = []
+
+    def workers(self) -> list[subprocess.Popen]:
+        return [w for w in [self.bench.worker, *self.other_workers] if w is not None]
+
+    def replace_worker(self) -> None:
+        """After a worker was stopped: a new one, unless others are serving (they take its videos over)."""
+        if others := self.workers():
+            self.lifted(f"{len(others)} other worker(s) serving; none started in its place")
+        else:
+            self.start_worker()
+            self.lifted("a new vidgen serve is ready")
 
     def lifted(self, what: str) -> None:
         self.lifted_at = time.time()
@@ -395,7 +428,7 @@ class Chaos:
         stage = stage_status(self.args.stage)
         reached = self.wait(lambda: all(step(self.board.status(p)) >= PIPELINE.index(stage) for p in self.pages),
                             f"every card at {stage.value}")
-        if reached and stage is S.VIDEOS_GENERATING:
+        if reached and stage is S.VIDEOS_GENERATING and self.args.providers == "paid":
             clips = self.args.videos * self.args.scenes
             self.wait(lambda: len(self.paid_ok("kling-create")) >= clips, f"{clips} Kling tasks created", timeout_s=60)
         held = HELD.get(self.args.stage)
@@ -406,9 +439,10 @@ class Chaos:
 
     # --- the run ---
     def queue(self) -> None:
-        with NotionGateway(LOCAL_NOTION_TOKEN, base_url=self.bench.notion_url, data_source_id=self.bench.data_source_id) as gw:
-            for i, _channel_id in enumerate(self.channel_ids, 1):
-                entry = gw.create_entry(title=f"Chaos {self.name} {i}", channel=f"Chaos {i}",
+        with NotionGateway(self.bench.notion_token, base_url=self.bench.notion_url, data_source_id=self.bench.data_source_id) as gw:
+            for i in range(1, self.args.videos + 1):
+                channel = (i - 1) % len(self.channel_ids) + 1
+                entry = gw.create_entry(title=f"Chaos {self.name} {i}", channel=f"Chaos {channel}",
                                         topic="A river valley waking up at dawn", status=S.QUEUED)
                 self.pages[entry.page_id] = entry.title
         self.board = Board(self.bench).start()
@@ -463,6 +497,9 @@ class Chaos:
         runs = self.runs()
         done = [p for p in self.pages if self.board.status(p) == S.UPLOAD_COMPLETE]
         o.lost = len(self.pages) - len(done)
+        for page, moves in self.board.backwards.items():
+            if page in self.pages and self.name not in MOVES_BACK_BY_DESIGN:
+                self.unrecovered.setdefault(page, f"its card moved backwards: {'; '.join(moves)}")
         recovered = [p for p in done if len(runs[p]) == self.runs_per_video and p not in self.unrecovered]
         o.recovered = len(recovered)
         if done and not o.lost and self.lifted_at is not None:
@@ -543,14 +580,38 @@ class Chaos:
 # --- the faults -------------------------------------------------------------------------------------
 
 
+def group_processes(pgid: int) -> list[str]:
+    """The processes left in a worker's process group (its runs' processes), but the worker itself."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.pid != pgid and os.getpgid(proc.pid) == pgid and proc.info["status"] != "zombie":
+                found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:100]}")
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return found
+
+
+def busiest_worker(chaos: Chaos) -> subprocess.Popen:
+    """The worker whose loss matters most: the one running the most processes (its videos' runs).
+    It leaves the suite's list of workers, since it is about to be stopped."""
+    worker = max(chaos.workers(), key=lambda w: len(group_processes(w.pid)))
+    if worker is chaos.bench.worker:
+        chaos.bench.worker = None
+    else:
+        chaos.other_workers.remove(worker)
+    return worker
+
+
 def kill_worker(chaos: Chaos, in_flight: str = "") -> None:
-    """`kill -9` of `vidgen serve`'s process group (its runs' processes with it)."""
-    worker = chaos.bench.worker
-    chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} with {chaos.statuses()}"
-               + (f"; in flight: {in_flight}" if in_flight else ""))
+    """`kill -9` of a `vidgen serve`'s process group (its runs' processes with it): the busiest one."""
+    worker = busiest_worker(chaos)
+    chaos.note(f"kill -9 of vidgen serve's process group {worker.pid} ({len(group_processes(worker.pid))} processes "
+               f"beside it) with {chaos.statuses()}" + (f"; in flight: {in_flight}" if in_flight else ""))
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(30)
-    chaos.bench.worker = None
 
 
 def kill9(chaos: Chaos) -> None:
@@ -558,8 +619,7 @@ def kill9(chaos: Chaos) -> None:
     held = HELD.get(chaos.args.stage)
     kill_worker(chaos, held.describe(chaos) if held is not None else "")
     chaos.standins.state.release()
-    chaos.start_worker()
-    chaos.lifted("a new vidgen serve is ready")
+    chaos.replace_worker()
 
 
 @dataclass(frozen=True)
@@ -610,10 +670,9 @@ HELD: dict[str, Held] = {
 
 
 def stop_worker(chaos: Chaos) -> None:
-    """SIGTERM to `vidgen serve` (what `docker stop` or systemd send), until its process group is empty."""
-    import psutil
-
-    worker = chaos.bench.worker
+    """SIGTERM to a `vidgen serve` (what `docker stop` or systemd send; the busiest, with several),
+    until its process group is empty."""
+    worker = busiest_worker(chaos)
     chaos.note(f"SIGTERM to vidgen serve (pid {worker.pid}) with {chaos.statuses()}")
     sent = time.monotonic()
     os.kill(worker.pid, signal.SIGTERM)
@@ -622,20 +681,8 @@ def stop_worker(chaos: Chaos) -> None:
         chaos.note(f"vidgen serve exited with code {worker.returncode} {time.monotonic() - sent:.1f} s after SIGTERM")
     except subprocess.TimeoutExpired:
         chaos.note("vidgen serve had not exited 60 s after SIGTERM: killed")
-    chaos.bench.worker = None
-
-    def left() -> list[str]:
-        found = []
-        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-            try:
-                if proc.pid != worker.pid and os.getpgid(proc.pid) == worker.pid and proc.info["status"] != "zombie":
-                    found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])[:100]}")
-            except (ProcessLookupError, psutil.Error):
-                continue
-        return found
-
-    if not chaos.wait(lambda: not left(), "its process group to empty", timeout_s=10):
-        chaos.note(f"left running in its process group 10 s after it exited (killed now): {left()}")
+    if not chaos.wait(lambda: not group_processes(worker.pid), "its process group to empty", timeout_s=10):
+        chaos.note(f"left running in its process group 10 s after it exited (killed now): {group_processes(worker.pid)}")
     try:
         os.killpg(worker.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -645,8 +692,7 @@ def stop_worker(chaos: Chaos) -> None:
 def sigterm(chaos: Chaos) -> None:
     chaos.wait_stage()
     stop_worker(chaos)
-    chaos.start_worker()
-    chaos.lifted("a new vidgen serve is ready")
+    chaos.replace_worker()
 
 
 POLL_FLOOD_WINDOW_S = 60.0
@@ -856,7 +902,7 @@ def requeue_busy(chaos: Chaos) -> None:
     from notion_client import Client
 
     chaos.wait_stage()
-    client = Client(auth=LOCAL_NOTION_TOKEN, base_url=chaos.bench.notion_url, log_level=logging.ERROR)  # 429s: it retries
+    client = Client(auth=chaos.bench.notion_token, base_url=chaos.bench.notion_url, log_level=logging.ERROR)  # 429s: it retries
     chaos.note(f"every card set to Queued by hand with {chaos.statuses()}")
     for page in chaos.pages:
         client.pages.update(page, properties={"Status": {"select": {"name": S.QUEUED.value}}})
@@ -960,6 +1006,8 @@ FAULTS: dict[str, Callable[[Chaos], None]] = {
     "notion-down": notion_down, "notion-429": notion_429, "requeue-busy": requeue_busy,
     "provider-429": provider_429, "bad-script": bad_script, "quota": quota,
 }
+# Faults whose cards move back on purpose: re-queued by the suite, or deferred to Error: Retriable until the quota day turns.
+MOVES_BACK_BY_DESIGN = {"requeue-busy", "quota"}
 BEFORE_QUEUE: dict[str, Callable[[Chaos], None]] = {"provider-429": arm_provider_faults, "bad-script": arm_bad_scripts,
                                                     "quota": arm_quota}
 
@@ -991,20 +1039,21 @@ def planned_downtime(name: str, args: argparse.Namespace) -> float:
             "prefect-restart": 2 * args.prefect_down_s + args.prefect_gap_s, "quota": args.quota_reset_s}.get(name, 0.0)
 
 
-def fault_label(name: str, stage: str) -> str:
-    """The table's name for a fault: with the stage when it is not the default one."""
-    return name if stage == S.VIDEOS_GENERATING.value else f"{name} at {stage}"
+def fault_label(name: str, stage: str, workers: int = 1) -> str:
+    """The table's name for a fault: with the stage when it is not the default one, and the workers when several."""
+    label = name if stage == S.VIDEOS_GENERATING.value else f"{name} at {stage}"
+    return label if workers == 1 else f"{label}, {workers} workers"
 
 
 def run_fault(name: str, args: argparse.Namespace) -> Outcome:
     """One fault on a fresh stack; every process started for it is stopped before it returns."""
     load = os.getloadavg()
-    outcome = Outcome(fault_label(name, args.stage), args.videos)
+    outcome = Outcome(fault_label(name, args.stage, args.workers), args.videos)
     with tempfile.TemporaryDirectory(prefix=f"vidgen-chaos-{name}-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
-        channel_ids = chaos_channels(root / "channels", args.videos, args.scenes)
+        channel_ids = chaos_channels(root / "channels", args.channels or args.videos, args.scenes, args.providers)
         paths = Paths(home=root / "home", channels=root / "channels", workspaces=root / "workspaces")
-        logs = args.logs / outcome.fault.replace(" ", "-") if args.logs else None
+        logs = args.logs / outcome.fault.replace(", ", "-").replace(" ", "-") if args.logs else None
         bench = Bench(paths=paths, deadline=Deadline(args.timeout + planned_downtime(name, args)), keep_logs=logs)
         bench.say(f"[{name}] load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {args.videos} videos, "
                   f"{args.scenes} scene(s), Kling holds each clip {args.clip_hold_s:g} s")
@@ -1026,6 +1075,7 @@ def run_fault(name: str, args: argparse.Namespace) -> Outcome:
             chaos = Chaos(name, args, bench, standins, alerts, channel_ids)
             chaos.outcome.fault = outcome.fault
             chaos.start_worker()
+            chaos.start_other_workers()
             if name in BEFORE_QUEUE:
                 BEFORE_QUEUE[name](chaos)
             chaos.queue()
@@ -1048,6 +1098,8 @@ def run_fault(name: str, args: argparse.Namespace) -> Outcome:
         finally:
             if chaos is not None and chaos.board is not None:
                 chaos.board.stop()
+            if chaos is not None:
+                chaos.stop_other_workers()
             teardown(bench)
             standins.stop()
             alerts.server.stop()
@@ -1109,7 +1161,7 @@ def suite(args: argparse.Namespace) -> int:
             if result.is_file():
                 outcomes.append(Outcome(**json.loads(result.read_text())))
             else:
-                outcomes.append(Outcome(fault_label(name, stage), args.videos, error="interrupted" if interrupted else
+                outcomes.append(Outcome(fault_label(name, stage, args.workers), args.videos, error="interrupted" if interrupted else
                                         f"its run exited with {child_proc.returncode} and no result"))
             if interrupted:
                 break
@@ -1125,6 +1177,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faults", default=",".join(FAULT_NAMES), help="comma-separated, from: " + ", ".join(FAULT_NAMES))
     parser.add_argument("--videos", type=int, default=3, help="videos made at once, per fault")
+    parser.add_argument("--channels", type=int, help="channels the videos are spread over (default: one per video)")
+    parser.add_argument("--providers", choices=["paid", "local"], default="paid",
+                        help="the channels' providers: the paid ones against the stand-ins, or the local ones (which "
+                             "really render, so compute dominates; the audit trail is then the count that matters)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="vidgen serve workers on the one Prefect server; with 2 or more, kill9 and sigterm stop one "
+                             "and start none: the others take its videos over")
     parser.add_argument("--scenes", type=int, default=1, help="scenes per video")
     parser.add_argument("--stage", default=S.VIDEOS_GENERATING.value, help="the card status the fault waits for")
     parser.add_argument("--kill-stages", help="kill9 once per status listed (comma-separated; also 'Script'), "

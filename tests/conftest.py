@@ -17,7 +17,7 @@ def vidgen_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VIDGEN_HOME", str(home))
     monkeypatch.setenv("VIDGEN_WORKSPACES", str(tmp_path / "workspaces"))
     monkeypatch.setenv("VIDGEN_CHANNELS_DIR", str(REPO / "channels"))
-    for key in ("NOTION_TOKEN", "NOTION_BASE_URL", "NOTION_DATA_SOURCE_ID"):
+    for key in ("NOTION_TOKEN", "NOTION_BASE_URL", "NOTION_DATA_SOURCE_ID", "NOTION_WEBHOOK_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     return tmp_path
 

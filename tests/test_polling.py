@@ -3,7 +3,8 @@ reasons on the page), which reviews were decided, and what it all costs in reque
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from notion_client import Client
 
 from vidgen.channels import Channel, StyleConfig, load_channels
-from vidgen.models import ReviewAction, VideoEntry
+from vidgen.models import ERROR_MAX, OVERLONG_READ_FACTOR, REVIEW_NOTES_MAX, TITLE_MAX, ReviewAction, VideoEntry
 from vidgen.notion.errors import NotionInvalidEntry
 from vidgen.notion.gateway import NotionGateway
 from vidgen.notion.properties import rich_text
@@ -20,7 +21,7 @@ from vidgen.notion.ratelimit import RetryPolicy, TokenBucket
 from vidgen.notion.server import LocalNotionServer
 from vidgen.polling import PollResult, fair_order, is_work, parse_redo, poll_once, poll_page, rejection_text, review_verdict
 from vidgen.statuses import NotionStatus
-from vidgen.validation import STORY_DIRECTION_MAX
+from vidgen.validation import STORY_DIRECTION_MAX, validate_entry
 
 S = NotionStatus
 REPO = Path(__file__).resolve().parents[1]
@@ -328,6 +329,58 @@ def test_parse_redo(notes: str, redo: list[int]) -> None:
 
 def test_parse_redo_caps_absurd_ranges() -> None:
     assert len(parse_redo("redo: 1-100000")) == 500
+
+
+def test_parse_redo_ignores_numbers_too_long_to_be_scenes() -> None:
+    # int() of a 5,000-digit string raises in Python 3.11; a reviewer's typo must not.
+    assert parse_redo("redo: " + "9" * 5000 + ", 3") == [3]
+
+
+def _cpu_seconds(call: Callable[[], object]) -> float:
+    """CPU time of `call` in this process: what a parser costs, not how busy the machine is."""
+    start = time.process_time()
+    call()
+    return time.process_time() - start
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        "redo" + " " * 50_000 + "x",  # the issue's stall: 112 s for one poll with the old regex
+        "redo 1" + " " * 50_000 + "x",
+        "redo " * 10_000,
+        "redo: " + "1 and " * 10_000 + "x",
+    ],
+    ids=["spaces", "item-then-spaces", "many-keywords", "long-list"],
+)
+def test_parse_redo_is_linear_on_hostile_notes(notes: str) -> None:
+    # The old single regex took 0.32 s at 4,000 spaces and grew with the square of the length, so
+    # the bound fails it by orders of magnitude while leaving room for a slow, shared machine.
+    assert _cpu_seconds(lambda: parse_redo(notes)) < 0.1
+
+
+def test_a_50000_space_review_note_on_a_card_is_read_in_under_100_ms(
+    gateway: NotionGateway, channels: dict[str, Channel]
+) -> None:
+    hostile = "redo" + " " * 50_000 + "x then redo: 2"
+    entry = gateway.create_entry(title="stalling notes", channel="Wild Frontiers", topic="t", status=S.ASSETS_READY)
+    gateway.update_entry(entry, review="Reject", review_notes=hostile)
+    read = gateway.get_entry(entry.page_id)
+
+    assert len(read.review_notes) == REVIEW_NOTES_MAX  # cut on reading, before anything parses it
+    assert _cpu_seconds(lambda: review_verdict(read)) < 0.1
+    decided = poll_page(gateway, channels, entry.page_id).decisions
+    assert [(d.verdict.action, d.verdict.redo) for d in decided] == [(ReviewAction.REJECT, [])]
+
+
+def test_free_text_is_cut_to_its_documented_maximum_on_reading() -> None:
+    huge = "w" * 200_000
+    entry = VideoEntry(page_id="a", title=huge, topic=huge, story_direction=huge, review_notes=huge, error=huge)
+    assert (len(entry.review_notes), len(entry.error)) == (REVIEW_NOTES_MAX, ERROR_MAX)
+    assert len(entry.title) == TITLE_MAX * OVERLONG_READ_FACTOR
+    assert len(entry.story_direction) == STORY_DIRECTION_MAX * OVERLONG_READ_FACTOR
+    reasons = validate_entry(entry, {})
+    assert any(r.startswith(f"Title is at least {TITLE_MAX * OVERLONG_READ_FACTOR} characters long") for r in reasons)
 
 
 def _entry(page_id: str, channel: str, priority: str | None, minutes: int, **fields: Any) -> VideoEntry:

@@ -17,6 +17,34 @@ from pathlib import Path
 PART_MARKER = ".part"
 
 
+def private_mode() -> int:
+    """0700; 0711 (others may pass through, never list) when running as root.
+
+    Run as root, the embedded PostgreSQL runs as its own system user, which must pass through
+    VIDGEN_HOME to its data directory `.vidgen/postgres/` by absolute path (a checkpoint opens
+    `global/pg_control` that way): a 0700 home made it PANIC. Files holding secrets are 0600 either way.
+    """
+    return 0o711 if os.geteuid() == 0 else 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (`private_mode`), made with any missing parents (the same).
+
+    VIDGEN_HOME holds tokens, the local Notion store and the webhook key; a video's workspace holds
+    its unpublished media and resumable-upload notes. Another local user must not list or read them.
+    A directory that already exists is narrowed too (a `.vidgen/` made by an earlier version).
+    """
+    path = Path(path)
+    mode = private_mode()
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=mode, exist_ok=True)
+        folder.chmod(mode)  # mkdir's mode passes through the umask
+    if path.stat().st_uid == os.getuid():
+        path.chmod(mode)
+    return path
+
+
 def partial_path(dst: Path) -> Path:
     """A fresh, unused name beside `dst` that keeps its suffix (ffmpeg picks the format from it).
 

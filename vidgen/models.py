@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vidgen.statuses import NotionStatus
 
@@ -37,11 +37,29 @@ class Priority(StrEnum):
         return {"High": 0, "Normal": 1, "Low": 2}[self.value]
 
 
+TITLE_MAX = 255  # the seed's limit, and what fits a YouTube title with room to spare
+TOPIC_MAX = 1000
+STORY_DIRECTION_MAX = 5000  # beyond this it is a script, not a direction; the writer's prompt has a budget
+REVIEW_NOTES_MAX = 2000  # one Notion rich-text piece; a reviewer's "redo: …" is read from the first 2,000 characters
+ERROR_MAX = 200_000  # Notion's own bound (100 pieces of 2,000): the pipeline writes up to it and compares what it reads back
+NARRATION_MAX = 2000  # characters a scene's narration may have: ~300 words, far beyond any channel's words_per_scene
+OVERLONG_READ_FACTOR = 4  # a too-long title, topic or direction is kept up to 4x its maximum: enough to say how much to cut
+
+
+def cut_text(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters: what a page holds is bounded before anything parses it."""
+    return text if len(text) <= limit else text[:limit]
+
+
 class VideoEntry(BaseModel):
     """One row of the "Video Pipeline" Notion database, as read (raw values, not yet validated).
 
     Fields keep what Notion holds, even when it is wrong (an unknown status, an empty topic), because
-    validation must be able to say exactly what is wrong and write it back to the page.
+    validation must be able to say exactly what is wrong and write it back to the page. Free text is
+    bounded, though, before anything reads it: a page may hold 200,000 characters in any text
+    column, and one such page must not stall a poll over every channel. Review Notes and Error are
+    cut to their maxima; title, topic and story direction to `OVERLONG_READ_FACTOR` times theirs,
+    so validation can still say how much too long they are.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -65,6 +83,31 @@ class VideoEntry(BaseModel):
     url: str | None = None  # the page's own address
     archived: bool = False
     data_source_id: str | None = None  # the database table the page belongs to (None: not in one)
+
+    @field_validator("title")
+    @classmethod
+    def _cut_title(cls, value: str) -> str:
+        return cut_text(value, TITLE_MAX * OVERLONG_READ_FACTOR)
+
+    @field_validator("topic")
+    @classmethod
+    def _cut_topic(cls, value: str) -> str:
+        return cut_text(value, TOPIC_MAX * OVERLONG_READ_FACTOR)
+
+    @field_validator("story_direction")
+    @classmethod
+    def _cut_story_direction(cls, value: str) -> str:
+        return cut_text(value, STORY_DIRECTION_MAX * OVERLONG_READ_FACTOR)
+
+    @field_validator("review_notes")
+    @classmethod
+    def _cut_review_notes(cls, value: str) -> str:
+        return cut_text(value, REVIEW_NOTES_MAX)
+
+    @field_validator("error")
+    @classmethod
+    def _cut_error(cls, value: str) -> str:
+        return cut_text(value, ERROR_MAX)
 
     @property
     def notion_status(self) -> NotionStatus | None:
@@ -114,6 +157,9 @@ class Script(BaseModel):
         for s in self.scenes:
             if not s.narration.strip():
                 found.append(f"scene {s.index} has no narration")
+            elif len(s.narration) > NARRATION_MAX:
+                # a runaway answer would become minutes of speech and captions for one image
+                found.append(f"scene {s.index}'s narration is {len(s.narration)} characters; at most {NARRATION_MAX}")
         return found
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
@@ -50,24 +50,116 @@ class PollResult(BaseModel):
     gone: bool = Field(default=False, description="poll_page only: the page is in the trash or no longer exists")
 
 
-_REDO = re.compile(
-    r"\bredo\b(?:\s+scenes?)?\s*[:\-]?\s*((?:\d+(?:\s*[-–]\s*\d+)?)(?:\s*(?:,|;|&|\band\b|\s)\s*\d+(?:\s*[-–]\s*\d+)?)*)",
-    re.IGNORECASE,
-)
-_ITEM = re.compile(r"(\d+)(?:\s*[-–]\s*(\d+))?")
+_REDO_WORD = re.compile(r"\bredo\b", re.IGNORECASE)
+_SCENES_WORD = re.compile(r"scenes?", re.IGNORECASE)
+_AND_WORD = re.compile(r"and\b", re.IGNORECASE)
+_DASHES = "-\u2013"
+MAX_SCENE_DIGITS = 9  # "redo 99999…" (thousands of digits) is no scene number, and int() of it would raise
+
+
+class _Cursor:
+    """A forward-only reader over one Review Notes text.
+
+    The redo grammar is read by hand, never by a regex with nested or adjacent quantifiers: every
+    step either consumes characters or stops, so a text is read in time linear in its length
+    (the old single regex backtracked quadratically on "redo" followed by 50,000 spaces).
+    """
+
+    def __init__(self, text: str, pos: int) -> None:
+        self.text = text
+        self.pos = pos
+
+    def spaces(self) -> int:
+        """Skip whitespace; how many characters were skipped."""
+        start, text = self.pos, self.text
+        while self.pos < len(text) and text[self.pos].isspace():
+            self.pos += 1
+        return self.pos - start
+
+    def digits(self) -> str:
+        start, text = self.pos, self.text
+        while self.pos < len(text) and text[self.pos].isdecimal():
+            self.pos += 1
+        return text[start:self.pos]
+
+    def take(self, chars: str) -> bool:
+        """Consume one character if it is one of `chars`."""
+        if self.pos < len(self.text) and self.text[self.pos] in chars:
+            self.pos += 1
+            return True
+        return False
+
+    def word(self, pattern: re.Pattern[str]) -> bool:
+        """Consume `pattern` if it matches here (patterns used are bounded words, not quantified runs)."""
+        found = pattern.match(self.text, self.pos)
+        if found:
+            self.pos = found.end()
+        return bool(found)
+
+    def item(self) -> tuple[str, str] | None:
+        """One "N" or "N-M" item, or None (cursor unmoved) when none starts here."""
+        first = self.digits()
+        if not first:
+            return None
+        after_first = self.pos
+        self.spaces()
+        if self.take(_DASHES):
+            self.spaces()
+            second = self.digits()
+            if second:
+                return first, second
+        self.pos = after_first
+        return first, ""
+
+    def separator(self) -> bool:
+        """Consume a list separator (",", ";", "&", "and" or whitespace) when an item follows it."""
+        start = self.pos
+        skipped = self.spaces()
+        if self.take(",;&"):
+            self.spaces()
+        elif skipped and self.word(_AND_WORD):
+            self.spaces()
+        elif not skipped:
+            self.pos = start
+            return False
+        if self.pos < len(self.text) and self.text[self.pos].isdecimal():
+            return True
+        self.pos = start
+        return False
+
+
+def _redo_items(notes: str) -> Iterator[tuple[str, str]]:
+    """Every "N" / "N-M" item written after a "redo" (optionally "redo scenes", "redo:", "redo -")."""
+    for keyword in _REDO_WORD.finditer(notes):
+        cursor = _Cursor(notes, keyword.end())
+        before_scenes = cursor.pos
+        if not (cursor.spaces() and cursor.word(_SCENES_WORD)):
+            cursor.pos = before_scenes
+        cursor.spaces()
+        cursor.take(":-")
+        cursor.spaces()
+        item = cursor.item()
+        while item is not None:
+            yield item
+            item = cursor.item() if cursor.separator() else None
 
 
 def parse_redo(notes: str) -> list[int]:
-    """Scene indexes a reviewer asked to make again: "redo: 2, 4" -> [2, 4]; "redo 1-3" -> [1, 2, 3]."""
+    """Scene indexes a reviewer asked to make again: "redo: 2, 4" -> [2, 4]; "redo 1-3" -> [1, 2, 3].
+
+    Linear in the length of `notes` (see `_Cursor`); numbers longer than `MAX_SCENE_DIGITS` digits
+    are ignored and at most `MAX_REDO_ITEMS` scenes are returned. Never raises.
+    """
     found: set[int] = set()
-    for match in _REDO.finditer(notes or ""):
-        for start_s, end_s in _ITEM.findall(match.group(1)):
-            start = int(start_s)
-            end = int(end_s) if end_s else start
-            low, high = min(start, end), max(start, end)
-            found.update(range(low, min(high, low + MAX_REDO_ITEMS - 1) + 1))
-            if len(found) >= MAX_REDO_ITEMS:
-                return sorted(found)[:MAX_REDO_ITEMS]
+    for start_s, end_s in _redo_items(notes or ""):
+        if len(start_s) > MAX_SCENE_DIGITS or len(end_s) > MAX_SCENE_DIGITS:
+            continue
+        start = int(start_s)
+        end = int(end_s) if end_s else start
+        low, high = min(start, end), max(start, end)
+        found.update(range(low, min(high, low + MAX_REDO_ITEMS - 1) + 1))
+        if len(found) >= MAX_REDO_ITEMS:
+            return sorted(found)[:MAX_REDO_ITEMS]
     return sorted(found)
 
 

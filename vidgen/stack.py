@@ -31,7 +31,14 @@ from urllib.parse import urlparse
 
 import httpx
 
-from vidgen.config import DEFAULT_LOCAL_NOTION_PORT, LOCAL_NOTION_TOKEN, Paths
+from vidgen.config import (
+    DEFAULT_LOCAL_NOTION_PORT,
+    LEGACY_LOCAL_NOTION_TOKEN,
+    LOCAL_NOTION_TOKEN_KEY,
+    Paths,
+    local_notion_token,
+)
+from vidgen.files import private_dir
 
 PREFECT_PORT = int(os.environ.get("VIDGEN_PREFECT_PORT", "4200"))
 DATABASE_SETTING = "VIDGEN_PREFECT_DATABASE"  # "postgres" (the default) or "sqlite"
@@ -78,7 +85,7 @@ def healthy(url: str, headers: dict[str, str] | None = None) -> bool:
 
 def spawn(cmd: list[str], log: Path, env: dict[str, str], *, cwd: Path | None = None) -> subprocess.Popen:
     """A server in its own process group (so stopping it stops its children), output to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log.parent)
     with open(log, "ab") as out:
         return subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
@@ -346,7 +353,7 @@ def start_prefect_server(
     """Start `prefect server start` on 127.0.0.1:`port` with its database at `database_url` and wait for it."""
     if port_in_use(port):
         raise StackError(f"port {port} is already in use by another program; set VIDGEN_PREFECT_PORT to a free port")
-    home.mkdir(parents=True, exist_ok=True)
+    private_dir(home)  # its storage/ holds the pickled results a resumed run unpickles
     env = client_env(home, port)
     server_env = {
         **SERVER_DEFAULTS, **os.environ, **env, **(extra_env or {}),
@@ -399,19 +406,44 @@ def embedded_on_sqlite() -> bool:
 # --- local Notion, the worker, stopping ------------------------------------------------------
 
 
+def _local_notion_status(base: str, token: str) -> int | None:
+    """What the local Notion server at `base` answers `token` (200, 401, ...); None when nothing answers."""
+    try:
+        answer = httpx.get(f"{base}/v1/users/me", timeout=2.0,
+                           headers={"Authorization": f"Bearer {token}", "Notion-Version": "2025-09-03"})  # fmt: skip
+    except httpx.HTTPError:
+        return None
+    return answer.status_code
+
+
 def ensure_local_notion(paths: Paths, *, port: int = DEFAULT_LOCAL_NOTION_PORT, timeout_s: float = 30) -> str:
-    """The local Notion server's base URL, starting `vidgen notion serve` if nothing answers there."""
+    """The local Notion server's base URL, starting `vidgen notion serve` if nothing answers there.
+
+    The server must accept this installation's token (`local_notion_token`); one that does not is
+    another installation's, or an earlier version's that knows only the old fixed token, and is
+    reported in one sentence rather than used.
+    """
     base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {LOCAL_NOTION_TOKEN}", "Notion-Version": "2025-09-03"}
-    if healthy(f"{base}/v1/users/me", headers):
+    token = local_notion_token(paths)
+    status = _local_notion_status(base, token)
+    if status == 200:
         return base
+    if status is not None:
+        if _local_notion_status(base, LEGACY_LOCAL_NOTION_TOKEN) == 200:
+            raise StackError(f"the local Notion server on port {port} was started by an earlier version and knows only "
+                             "the old fixed token: stop it (`uv run vidgen down`, or Ctrl+C where `vidgen notion serve` "
+                             "runs), then run this again")
+        raise StackError(f"port {port} answers, but not as this installation's local Notion server (it refuses the "
+                         f"token in {paths.notion_env_file}); stop that server or set VIDGEN_NOTION_PORT to a free port")
     if port_in_use(port):
         raise StackError(f"port {port} is in use by a program that is not the local Notion server; "
                          "set VIDGEN_NOTION_PORT to a free port")
     log = paths.home / "logs" / "notion-server.log"
-    proc = spawn([str(BIN / "vidgen"), "notion", "serve", "--port", str(port)], log, dict(os.environ))
+    proc = spawn([str(BIN / "vidgen"), "notion", "serve", "--port", str(port)], log,
+                 {**os.environ, LOCAL_NOTION_TOKEN_KEY: token})  # fmt: skip
     pidfiles(paths)["notion-server"].write_text(str(proc.pid))
-    wait_until(lambda: healthy(f"{base}/v1/users/me", headers), "local Notion server", timeout_s=timeout_s, proc=proc, log=log)
+    wait_until(lambda: _local_notion_status(base, token) == 200, "local Notion server", timeout_s=timeout_s, proc=proc,
+               log=log)  # fmt: skip
     return base
 
 

@@ -12,12 +12,10 @@ import unicodedata
 from collections.abc import Iterable
 
 from vidgen.channels import Channel, channel_for_notion_value
-from vidgen.models import Priority, VideoEntry
+from vidgen.models import OVERLONG_READ_FACTOR, STORY_DIRECTION_MAX, TITLE_MAX, TOPIC_MAX, Priority, VideoEntry
 from vidgen.statuses import NotionStatus
 
-TITLE_MAX = 255  # the seed's limit, and what fits a YouTube title with room to spare
-TOPIC_MAX = 1000
-STORY_DIRECTION_MAX = 5000  # beyond this it is a script, not a direction; the writer's prompt has a budget
+__all__ = ["STORY_DIRECTION_MAX", "TITLE_MAX", "TOPIC_MAX", "normalized_title", "validate_entry"]
 
 _URL_ONLY = re.compile(r"^(?:https?://|www\.)\S+$", re.IGNORECASE)
 
@@ -31,6 +29,13 @@ def _describe_control(chars: list[str]) -> str:
     names = {"\n": "line break", "\r": "carriage return", "\t": "tab"}
     seen = sorted({names.get(ch, f"control character U+{ord(ch):04X}") for ch in chars})
     return ", ".join(seen)
+
+
+def _length(text: str, limit: int) -> str:
+    """How long a too-long value is, in words a person reads ("at least" when it was cut on reading)."""
+    if len(text) >= limit * OVERLONG_READ_FACTOR:
+        return f"at least {len(text)} characters long"
+    return f"{len(text)} characters long"
 
 
 def _has_word_characters(text: str) -> bool:
@@ -49,7 +54,7 @@ def _title_reasons(title: str) -> list[str]:
         return ["Title is only spaces — give the video a title"]
     reasons: list[str] = []
     if len(title) > TITLE_MAX:
-        reasons.append(f"Title is {len(title)} characters long — keep it to {TITLE_MAX} or fewer")
+        reasons.append(f"Title is {_length(title, TITLE_MAX)} — keep it to {TITLE_MAX} or fewer")
     control = _control_chars(title)
     if control:
         reasons.append(f"Title contains a {_describe_control(control)} — keep the title on one line")
@@ -65,7 +70,7 @@ def _topic_reasons(topic: str) -> list[str]:
         return ["Topic is only spaces — say what the video is about"]
     reasons: list[str] = []
     if len(topic) > TOPIC_MAX:
-        reasons.append(f"Topic is {len(topic)} characters long — keep it to {TOPIC_MAX} or fewer (put detail in Story Direction)")
+        reasons.append(f"Topic is {_length(topic, TOPIC_MAX)} — keep it to {TOPIC_MAX} or fewer (put detail in Story Direction)")
     stripped = topic.strip()
     if _URL_ONLY.match(stripped):
         reasons.append("Topic is only a link — describe the subject in words (the writer cannot open links)")
@@ -77,7 +82,7 @@ def _topic_reasons(topic: str) -> list[str]:
 def _story_direction_reasons(direction: str) -> list[str]:
     if len(direction) > STORY_DIRECTION_MAX:
         return [
-            f"Story Direction is {len(direction)} characters long — keep it to {STORY_DIRECTION_MAX} or fewer "
+            f"Story Direction is {_length(direction, STORY_DIRECTION_MAX)} — keep it to {STORY_DIRECTION_MAX} or fewer "
             "(it guides the script; it is not the script)"
         ]
     return []

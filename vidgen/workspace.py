@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from vidgen.files import atomic_write_text
+from vidgen.errors import VidgenError
+from vidgen.files import atomic_write_text, private_dir
 from vidgen.models import Cost
 
 SUBDIRS = ("assets", "composites", "videos", "audio", "sfx", "final", "previews")
@@ -57,18 +58,39 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class UnsafePath(VidgenError, ValueError):
+    """A folder or file name that would lead outside the workspaces root."""
+
+
+def under(root: Path, *parts: str) -> Path:
+    """`root / parts…`, refused (UnsafePath) unless each part is one plain name and the result stays under `root`.
+
+    Names come from Notion (page ids) and from manifests on disk; a `..`, a slash or an absolute
+    path in one must not reach another video's folder or anything else on the machine.
+    """
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\\" in part or "\x00" in part:
+            raise UnsafePath(f"{part!r} is not a plain folder name")
+    path = root.joinpath(*parts)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UnsafePath(f"{'/'.join(parts)} leads outside {root.name}/")
+    return path
+
+
 class Workspace:
     def __init__(self, root: Path):
         self.root = root
 
     @classmethod
     def for_entry(cls, workspaces_root: Path, channel_id: str, page_id: str) -> Workspace:
-        return cls(workspaces_root / channel_id / page_id)
+        """`workspaces/<channel id>/<page id>/`, checked to stay under `workspaces_root`."""
+        return cls(under(workspaces_root, channel_id, page_id))
 
     def ensure(self) -> Workspace:
-        for sub in SUBDIRS:
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "manifest").mkdir(parents=True, exist_ok=True)
+        """Create the folders, owner only (0700): unpublished media and upload notes live here."""
+        private_dir(self.root)
+        for sub in (*SUBDIRS, "manifest"):
+            private_dir(self.root / sub)
         return self
 
     def dir(self, sub: str) -> Path:
@@ -90,8 +112,8 @@ class Workspace:
             return None
         if entry.fingerprint != fingerprint:
             return None
-        path = self.root / entry.path
-        if not path.is_file() or path.stat().st_size != entry.size or file_sha256(path) != entry.sha256:
+        path = self._inside(entry.path)
+        if path is None or not path.is_file() or path.stat().st_size != entry.size or file_sha256(path) != entry.sha256:
             return None
         return entry
 
@@ -127,5 +149,13 @@ class Workspace:
             return []
         return [ManifestEntry.model_validate_json(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
 
+    def _inside(self, relative: str) -> Path | None:
+        """A manifest's file path under this workspace; None when it points elsewhere (a manifest edited by hand)."""
+        path = self.root / relative
+        return path if path.resolve().is_relative_to(self.root.resolve()) else None
+
     def abspath(self, entry: ManifestEntry) -> Path:
-        return self.root / entry.path
+        path = self._inside(entry.path)
+        if path is None:
+            raise UnsafePath(f"manifest entry {entry.key} points outside its workspace")
+        return path

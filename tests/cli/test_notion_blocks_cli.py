@@ -49,3 +49,9 @@ def test_blocks_of_an_unknown_page_is_one_line(notion_server) -> None:
     runner.invoke(app, ["notion", "init", "--base-url", notion_server.base_url, "--token", notion_server.token])
     result = runner.invoke(app, ["notion", "blocks", "5b0b4f6e-2a3c-4c1d-9e8f-0a1b2c3d4e5f"])
     assert result.exit_code != 0 and "not found" in result.output
+
+
+def test_blocks_of_an_id_that_is_not_a_uuid_is_refused_before_any_request(notion_server) -> None:
+    runner.invoke(app, ["notion", "init", "--base-url", notion_server.base_url, "--token", notion_server.token])
+    result = runner.invoke(app, ["notion", "blocks", "../data_sources/5b0b4f6e-2a3c-4c1d-9e8f-0a1b2c3d4e5f"])
+    assert result.exit_code == 1 and "is not a Notion id" in " ".join(result.output.split())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ from typer.testing import CliRunner
 
 import vidgen.notion.gateway as gateway_module
 from vidgen.cli import app
-from vidgen.config import LOCAL_NOTION_TOKEN, Paths, read_env_file, write_env_file
+from vidgen.config import (
+    LEGACY_LOCAL_NOTION_TOKEN,
+    LOCAL_NOTION_TOKEN_KEY,
+    Paths,
+    local_notion_token,
+    read_env_file,
+    write_env_file,
+)
 from vidgen.notion.gateway import NotionGateway
 from vidgen.notion.ratelimit import TokenBucket
 from vidgen.notion.server import LocalNotionServer
@@ -21,9 +29,11 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def server(notion_server: LocalNotionServer) -> LocalNotionServer:
-    """A fresh local Notion server per test (the shared fixture): each `init` starts from an empty store."""
-    return notion_server
+def server(vidgen_env: Path, tmp_path: Path) -> Iterator[LocalNotionServer]:
+    """A fresh local Notion server per test, knowing this installation's token as `vidgen notion serve`
+    would: each `init` starts from an empty store."""
+    with LocalNotionServer(tmp_path / "notion-store.sqlite", token=local_notion_token(Paths.from_env())) as started:
+        yield started
 
 
 @pytest.fixture
@@ -67,8 +77,9 @@ def test_init_creates_the_database_prints_and_saves_the_settings(vidgen_env: Pat
     saved = read_env_file(Paths.from_env().notion_env_file)
     assert saved["NOTION_TOKEN"] == server.token and saved["NOTION_BASE_URL"] == server.base_url
     lines = result.stdout.splitlines()
-    for key in ("NOTION_TOKEN", "NOTION_BASE_URL", "NOTION_DATA_SOURCE_ID"):
+    for key in ("NOTION_BASE_URL", "NOTION_DATA_SOURCE_ID"):
         assert f"{key}={saved[key]}" in lines
+    assert f"NOTION_TOKEN=secret_…{server.token[-4:]}" in lines and server.token not in result.output  # masked
     assert "Created the Video Pipeline database" in _flat(result.stdout)
 
     again = _run("notion", "init")  # no options: the saved settings are reused, not a new database
@@ -102,7 +113,10 @@ def test_init_defaults_to_the_local_server_address(vidgen_env: Path, monkeypatch
     assert result.exit_code == 0, result.output
     assert seen["url"] == "http://127.0.0.1:8765"
     saved = read_env_file(Paths.from_env().notion_env_file)
-    assert saved == {"NOTION_TOKEN": LOCAL_NOTION_TOKEN, "NOTION_BASE_URL": "http://127.0.0.1:8765", "NOTION_DATA_SOURCE_ID": "ds-1"}
+    token = saved.pop(LOCAL_NOTION_TOKEN_KEY)  # this installation's own, made on first use
+    assert token.startswith("secret_") and len(token) > 40 and token != LEGACY_LOCAL_NOTION_TOKEN
+    assert saved == {"NOTION_TOKEN": token, "NOTION_BASE_URL": "http://127.0.0.1:8765", "NOTION_DATA_SOURCE_ID": "ds-1"}
+    assert token not in result.output and f"NOTION_TOKEN=secret_…{token[-4:]}" in result.output
 
 
 def test_init_uses_notion_base_url_alone_for_a_local_server_on_its_port(
@@ -114,7 +128,7 @@ def test_init_uses_notion_base_url_alone_for_a_local_server_on_its_port(
     assert result.exit_code == 0, result.output
     assert "Created the Video Pipeline database" in _flat(result.stdout)
     saved = read_env_file(Paths.from_env().notion_env_file)
-    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (LOCAL_NOTION_TOKEN, server.base_url)
+    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (server.token, server.base_url)
     assert _gateway().list_entries() == []  # the saved database is on that server
 
 
@@ -122,7 +136,7 @@ def test_init_uses_base_url_option_alone_for_a_local_server(vidgen_env: Path, se
     result = _run("notion", "init", "--base-url", server.base_url)
     assert result.exit_code == 0, result.output
     saved = read_env_file(Paths.from_env().notion_env_file)
-    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (LOCAL_NOTION_TOKEN, server.base_url)
+    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (server.token, server.base_url)
 
 
 def test_init_environment_wins_over_the_saved_settings_as_a_whole(
@@ -133,7 +147,7 @@ def test_init_environment_wins_over_the_saved_settings_as_a_whole(
     result = _run("notion", "init")
     assert result.exit_code == 0, result.output  # the real token was not sent to the local server
     saved = read_env_file(Paths.from_env().notion_env_file)
-    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (LOCAL_NOTION_TOKEN, server.base_url)
+    assert (saved["NOTION_TOKEN"], saved["NOTION_BASE_URL"]) == (server.token, server.base_url)
 
 
 def test_init_for_a_remote_address_without_a_token_says_so(vidgen_env: Path) -> None:
@@ -272,7 +286,7 @@ def _save(token: str, base_url: str, data_source_id: str = "00000000-0000-4000-8
 
 def test_unreachable_server_is_one_line(vidgen_env: Path, monkeypatch: pytest.MonkeyPatch, unpaced: None) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
-    _save(LOCAL_NOTION_TOKEN, url)
+    _save("secret_" + "t" * 40, url)
     from vidgen.notion.ratelimit import RetryPolicy
 
     monkeypatch.setattr(gateway_module, "RetryPolicy", lambda: RetryPolicy(attempts=2, initial_wait_s=0.01, jitter_s=0))
@@ -312,18 +326,20 @@ def test_serve_runs_the_server_on_the_home_store(vidgen_env: Path, monkeypatch: 
     import vidgen.notion.server as server_module
 
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(server_module, "serve_forever", lambda *args: calls.append(args))
+    monkeypatch.setattr(server_module, "serve_forever", lambda *args, **kw: calls.append((*args, kw)))
     result = _run("notion", "serve", "--port", "9911", "--rate-limit", "0")
     assert result.exit_code == 0, result.output
-    assert calls == [(Paths.from_env().notion_store, "127.0.0.1", 9911, LOCAL_NOTION_TOKEN, None)]
+    token = local_notion_token(Paths.from_env())  # made by the first serve, saved in notion.env
+    assert calls == [(Paths.from_env().notion_store, "127.0.0.1", 9911, token, None, {"legacy_token": False})]
+    assert token not in result.output and f"secret_…{token[-4:]}" in result.output
     _run("notion", "serve")
-    assert calls[-1][2:] == (8765, LOCAL_NOTION_TOKEN, 3.0)
+    assert calls[-1][2:] == (8765, token, 3.0, {"legacy_token": False})
 
 
 def test_serve_port_in_use_is_one_line(vidgen_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import vidgen.notion.server as server_module
 
-    def busy(*args: Any) -> None:
+    def busy(*args: Any, **settings: Any) -> None:
         raise OSError(98, "Address already in use")
 
     monkeypatch.setattr(server_module, "serve_forever", busy)

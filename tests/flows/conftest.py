@@ -130,7 +130,6 @@ def stack(prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.Mon
     """Prefect (session), a fresh local Notion server + database, small channels, and a worker."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
-    from vidgen.config import LOCAL_NOTION_TOKEN
     from vidgen.notion.gateway import NotionGateway
     from vidgen.notion.server import LocalNotionServer
     from vidgen.pipeline import configured_channels
@@ -139,7 +138,7 @@ def stack(prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.Mon
     notion = LocalNotionServer(tmp_path / "notion.sqlite")
     notion.start()
     channels = configured_channels(channels_dir)
-    with NotionGateway(LOCAL_NOTION_TOKEN, base_url=notion.base_url) as gateway:
+    with NotionGateway(notion.token, base_url=notion.base_url) as gateway:
         _db, data_source_id = gateway.create_database(parent_page_id=None, title="Video Pipeline", channels=channels)
     env = {
         **prefect_server.env,
@@ -148,7 +147,7 @@ def stack(prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.Mon
         "VIDGEN_CHANNELS_DIR": str(channels_dir),
         "VIDGEN_RETRY_DELAYS": "0,0",
         "VIDGEN_LEDGER_URL": prefect_server.ledger_url,
-        "NOTION_TOKEN": LOCAL_NOTION_TOKEN,
+        "NOTION_TOKEN": notion.token,
         "NOTION_BASE_URL": notion.base_url,
         "NOTION_DATA_SOURCE_ID": data_source_id,
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",

@@ -218,3 +218,20 @@ def test_a_spent_quota_schedules_the_videos_next_run_for_the_reset_and_says_so_o
     status, _round, fields = rec.cards[-1]
     assert status is S.ERROR_RETRIABLE and "2026-12-02 08:00 UTC" in fields["error"] and "run later" in fields["error"]
     assert state.is_completed()
+
+
+def test_a_process_that_lost_its_claim_stops_before_the_steps_card_write(monkeypatch):
+    """Every step starts with its card write, which first confirms this process still holds the video."""
+    from prefect.exceptions import Abort
+
+    rec = Recorder(monkeypatch, {})
+
+    class TakenOver:
+        def confirm(self):
+            raise Abort("Another process took this video over")
+
+    video = video_run()
+    video.claim = TakenOver()
+    with pytest.raises(Abort):
+        pv.make_video(video)
+    assert rec.cards == [] and rec.calls == []

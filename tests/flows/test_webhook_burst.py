@@ -52,7 +52,7 @@ def test_500_events_over_50_pages_make_one_run_per_queued_page(stack, tmp_path):
 
     token = "secret_" + uuid.uuid4().hex
     config = ReceiverConfig(token_file=tmp_path / "token", events_db=tmp_path / "events.sqlite",
-                            data_source_id=stack.env["NOTION_DATA_SOURCE_ID"])
+                            data_source_id=stack.env["NOTION_DATA_SOURCE_ID"], signing_token=token)
     dispatcher = PageDispatcher(workers=8)
     client = TestClient(create_webhook_app(dispatcher, config, announce=lambda _line: None))
     try:

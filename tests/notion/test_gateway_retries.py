@@ -13,10 +13,11 @@ import pytest
 from vidgen.models import VideoEntry
 from vidgen.notion.errors import NotionInvalidEntry, NotionRateLimited, NotionUnavailable
 from vidgen.notion.gateway import NotionGateway
+from vidgen.notion.ids import InvalidNotionId
 from vidgen.notion.ratelimit import RetryPolicy, TokenBucket
 
 EMPTY = {"object": "list", "results": [], "next_cursor": None, "has_more": False}
-PAGE = {"object": "page", "id": "p1", "properties": {}, "created_time": "2026-01-01T00:00:00.000Z"}
+PAGE = {"object": "page", "id": "1f2e3d4c-0000-4000-8000-0000000000a1", "properties": {}, "created_time": "2026-01-01T00:00:00.000Z"}
 FAST = RetryPolicy(attempts=3, initial_wait_s=0.001, max_wait_s=0.005, jitter_s=0.001, max_retry_after_s=1)
 
 
@@ -35,7 +36,7 @@ def _gateway(responses: list[httpx.Response | Exception], seen: list[httpx.Reque
     return NotionGateway(
         "tok",
         base_url="http://127.0.0.1:9",
-        data_source_id="ds1",
+        data_source_id="00000000-0000-4000-8000-0000000000d1",
         client=httpx.Client(transport=httpx.MockTransport(handler)),
         limiter=kwargs.pop("limiter", TokenBucket.unlimited()),  # type: ignore[arg-type]
         retry=FAST,
@@ -90,7 +91,7 @@ def test_a_create_is_resent_when_the_connection_never_opened_or_was_rate_limited
     for failure in (httpx.ConnectError("refused"), _error(429, "rate_limited", {"Retry-After": "0"})):
         seen: list[httpx.Request] = []
         gw = _gateway([failure, httpx.Response(200, json=PAGE)], seen)
-        assert _create(gw).page_id == "p1"
+        assert _create(gw).page_id == PAGE["id"]
         assert len(seen) == 2
 
 
@@ -145,9 +146,32 @@ def test_requests_carry_token_version_and_json_body() -> None:
     gw = _gateway([httpx.Response(200, json=EMPTY)], seen)
     gw.find_work()
     (request,) = seen
-    assert request.url == httpx.URL("http://127.0.0.1:9/v1/data_sources/ds1/query")
+    assert request.url == httpx.URL("http://127.0.0.1:9/v1/data_sources/00000000-0000-4000-8000-0000000000d1/query")
     assert request.headers["Authorization"] == "Bearer tok"
     assert request.headers["Notion-Version"] == "2025-09-03"
     body = json.loads(request.content)
     assert body["page_size"] == 100 and "filter" in body and body["sorts"][0]["property"] == "Priority"
 
+
+
+@pytest.mark.parametrize("page_id", ["../data_sources/00000000-0000-4000-8000-0000000000d1", "p1", "", f"{PAGE['id']}/.."])
+def test_an_id_that_is_not_a_uuid_never_reaches_a_url(page_id: str) -> None:
+    seen: list[httpx.Request] = []
+    gw = _gateway([httpx.Response(200, json=PAGE)], seen)
+    with pytest.raises(InvalidNotionId):
+        gw.get_entry(page_id)
+    with pytest.raises(InvalidNotionId):
+        gw.archive(page_id)
+    with pytest.raises(InvalidNotionId):
+        gw.list_blocks(page_id)
+    assert seen == []
+
+
+def test_a_page_with_a_bad_id_in_notions_answer_is_skipped_not_fatal() -> None:
+    seen: list[httpx.Request] = []
+    odd = dict(PAGE, id="../../v1/users")
+    gw = _gateway([httpx.Response(200, json=dict(EMPTY, results=[odd, PAGE]))], seen)
+    assert [e.page_id for e in gw.find_work()] == [PAGE["id"]]
+    answered_odd = _gateway([httpx.Response(200, json=odd)], [])
+    with pytest.raises(InvalidNotionId):
+        answered_odd.get_entry(PAGE["id"])

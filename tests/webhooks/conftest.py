@@ -11,7 +11,8 @@ from webhook_helpers import Receiver, make_receiver
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    """A receiver already verified with TOKEN."""
+    """A receiver whose verification token TOKEN arrived and was accepted."""
     for made in make_receiver(tmp_path):
         assert made.verify().status_code == 200
+        made.accept()
         yield made

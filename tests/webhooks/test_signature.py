@@ -52,11 +52,12 @@ def test_event_model_reads_the_documented_fields() -> None:
             "authors": [{"id": "u", "type": "person"}],
             "attempt_number": 3,
             "api_version": "2025-09-03",
-            "entity": {"id": "p1", "type": "page"},
-            "data": {"parent": {"id": "db", "type": "database", "data_source_id": "ds"}, "updated_properties": ["a%3D"]},
+            "entity": {"id": "153104cd-477e-809d-8dc4-ff2d96ae3090", "type": "page"},
+            "data": {"parent": {"id": "db", "type": "database", "data_source_id": "36cc9195760f4b7aaf2e9f5e5e1a9c21"},
+                     "updated_properties": ["a%3D"]},
             "accessible_by": [],
         }
     )
-    assert event.data_source_id() == "ds"
+    assert event.data_source_id() == "36cc9195760f4b7aaf2e9f5e5e1a9c21"  # Notion writes ids with or without dashes
     assert event.data.updated_properties == ["a%3D"]
     assert event.attempt_number == 3

@@ -13,9 +13,18 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from vidgen.webhooks import WEBHOOK_PATH, ReceiverConfig, create_webhook_app, sign
+from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token
 
 TOKEN = "secret_receiver_test_token"
-DATA_SOURCE = "ds-pipeline"
+DATA_SOURCE = "0d5a1c3e-7b9f-4e2d-8a6c-1f3b5d7e9a0c"
+
+
+def page(name: str) -> str:
+    """A page id (a UUID, as every id the receiver accepts must be) that a test can name."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"vidgen-test-page/{name}"))
+
+
+PAGE_1 = page("page-1")
 
 
 class Recorder:
@@ -34,7 +43,7 @@ class Recorder:
 
 
 def event(
-    page_id: str = "page-1",
+    page_id: str = PAGE_1,
     type: str = "page.properties_updated",
     *,
     event_id: str | None = None,
@@ -68,6 +77,10 @@ class Receiver:
 
     def verify(self, token: str = TOKEN) -> Any:
         return self.client.post(WEBHOOK_PATH, json={"verification_token": token})
+
+    def accept(self, token: str = TOKEN) -> None:
+        """What `vidgen webhooks accept TOKEN` does: the candidate becomes the signing key."""
+        accept_token(VerificationTokenStore(self.config.token_file), CandidateTokens(self.config.candidates_file), token)
 
     def send(self, body: dict[str, Any] | bytes, token: str = TOKEN) -> Any:
         raw, headers = signed(body, token)

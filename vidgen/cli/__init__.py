@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from vidgen.cli import channel_cmds, notion_cmds, production_cmds
+from vidgen.cli import channel_cmds, notion_cmds, production_cmds, webhook_cmds
 
 app = typer.Typer(
     name="vidgen",
@@ -20,3 +20,4 @@ app = typer.Typer(
 notion_cmds.register(app)
 production_cmds.register(app)
 channel_cmds.register(app)
+webhook_cmds.register(app)

@@ -20,7 +20,7 @@ from rich.table import Table
 from vidgen.cli.common import console, fail
 from vidgen.config import Paths, notion_settings
 from vidgen.models import VideoEntry
-from vidgen.statuses import ERROR_STATUSES, GATES, NotionStatus as S
+from vidgen.statuses import ERROR_STATUSES, NotionStatus as S
 
 GATE_WORDS = {
     S.ASSETS_READY: "the images",
@@ -129,7 +129,7 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
     from vidgen.cli.notion_cmds import board
     from vidgen.stack import start_worker
     from vidgen.notion.gateway import NotionGateway
-    from vidgen.notion.server.webhooks import request_subscription
+    from vidgen.cli.notion_cmds import subscribe_local_webhooks
     from vidgen.pipeline import configured_channels
 
     started = time.monotonic()
@@ -148,7 +148,7 @@ def run_demo(paths: Paths, *, timeout_min: float, fresh: bool) -> None:
             _wait_for_worker()
         settings = notion_settings(paths)
         hook_url = f"http://127.0.0.1:{WEBHOOK_PORT}/webhooks/notion"
-        request_subscription(settings.base_url, settings.token, hook_url)
+        subscribe_local_webhooks(settings, hook_url, paths)
         _say(f"Worker is serving [bold]poll-notion[/], [bold]produce-video[/] and [bold]handle-page[/]; "
              f"the local Notion server sends its webhooks to {hook_url}")
         gateway = NotionGateway.from_settings(settings)

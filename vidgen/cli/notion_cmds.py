@@ -16,10 +16,13 @@ from vidgen.channels import Channel, ChannelConfigError, channel_for_notion_valu
 from vidgen.cli.common import console, fail
 from vidgen.config import (
     DEFAULT_LOCAL_NOTION_PORT,
+    LEGACY_LOCAL_NOTION_TOKEN,
     LOCAL_NOTION_BASE_URL,
-    LOCAL_NOTION_TOKEN,
     NotionSettings,
     Paths,
+    legacy_local_token_in_use,
+    local_notion_token,
+    mask_secret,
     notion_settings,
     notion_target,
     write_env_file,
@@ -93,13 +96,21 @@ def serve(
     from vidgen.notion.server import serve_forever
 
     paths = Paths.from_env()
+    token = local_notion_token(paths)
+    legacy = legacy_local_token_in_use(paths)
     console.print(
-        f"Local Notion on http://{host}:{port} — store {paths.notion_store}, token {LOCAL_NOTION_TOKEN}. "
-        "Ctrl+C stops it.",
+        f"Local Notion on http://{host}:{port} — store {paths.notion_store}, token {mask_secret(token)} "
+        f"(in {paths.notion_env_file.name}). Ctrl+C stops it.",
         markup=False,
     )
+    if legacy:
+        console.print(
+            "This installation still uses the old fixed token; it is accepted from this machine until "
+            "`uv run vidgen notion init` replaces it.",
+            markup=False,
+        )
     try:
-        serve_forever(paths.notion_store, host, port, LOCAL_NOTION_TOKEN, rate_limit if rate_limit > 0 else None)
+        serve_forever(paths.notion_store, host, port, token, rate_limit if rate_limit > 0 else None, legacy_token=legacy)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}) — is it already running? pick another --port")
     except ValueError as exc:  # a non-loopback host: the local server is for this machine only
@@ -130,9 +141,12 @@ def init(
         fail(str(exc))
     if not target.is_local and not parent_page_id and not (saved and saved.data_source_id):
         fail("real Notion needs --parent-page-id: a page shared with your integration, to hold the database")
+    saved_token = saved.token if saved else None
+    if saved and saved.is_local and saved.token == LEGACY_LOCAL_NOTION_TOKEN:
+        saved_token = target.token  # init rotates the old fixed token (see notion_target): same server, same database
     reusable = (
         saved.data_source_id
-        if saved and saved.data_source_id and (saved.token, saved.base_url) == (target.token, target.base_url)
+        if saved and saved.data_source_id and (saved_token, saved.base_url) == (target.token, target.base_url)
         else None
     )
     with _known_errors(), NotionGateway(target.token, base_url=target.base_url, data_source_id=reusable) as gateway:
@@ -159,33 +173,53 @@ def init(
         "NOTION_DATA_SOURCE_ID": data_source_id,
     }
     for key, value in values.items():
-        typer.echo(f"{key}={value}")
+        typer.echo(f"{key}={mask_secret(value) if key == 'NOTION_TOKEN' else value}")
     write_env_file(paths.notion_env_file, values)
     console.print(f"Saved to {paths.notion_env_file} (environment variables of the same names override it).", markup=False)
     if webhook_url:
-        _subscribe_webhooks(target, webhook_url)
+        _subscribe_webhooks(target, webhook_url, paths)
 
 
-def _subscribe_webhooks(target: NotionSettings, webhook_url: str) -> None:
+def subscribe_local_webhooks(target: NotionSettings, webhook_url: str, paths: Paths) -> dict[str, str]:
+    """Subscribe `webhook_url` at the local server and make its verification token the receiver's key.
+
+    Whoever runs this chose the subscription (they hold the integration's token and named the
+    URL), so its token is accepted as `vidgen webhooks accept` would, without waiting for the
+    verification request to arrive. Raises httpx.HTTPError when the server cannot be reached.
+    """
+    from vidgen.notion.server.webhooks import request_subscription
+    from vidgen.webhooks import ReceiverConfig
+    from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token
+
+    assert target.base_url is not None
+    subscription = request_subscription(target.base_url, target.token, webhook_url)
+    config = ReceiverConfig.from_paths(paths)
+    accept_token(
+        VerificationTokenStore(config.token_file), CandidateTokens(config.candidates_file),
+        subscription["verification_token"], chosen_elsewhere=True,
+    )  # fmt: skip
+    return subscription
+
+
+def _subscribe_webhooks(target: NotionSettings, webhook_url: str, paths: Paths) -> None:
     """Subscribe the local server to send page events to `webhook_url`; real Notion subscribes in its UI."""
     if not target.is_local or not target.base_url:
         console.print(
             "Real Notion subscribes in its web UI: integration settings > Webhooks > Create a subscription with "
-            f"{webhook_url} (HTTPS, reachable from the internet); the receiver prints the verification token to paste back.",
+            f"{webhook_url} (HTTPS, reachable from the internet); the receiver prints the verification token once: "
+            "paste it into Notion's form and accept it with `uv run vidgen webhooks accept TOKEN`.",
             markup=False,
         )
         return
     import httpx
 
-    from vidgen.notion.server.webhooks import request_subscription
-
     try:
-        subscription = request_subscription(target.base_url, target.token, webhook_url)
+        subscription = subscribe_local_webhooks(target, webhook_url, paths)
     except httpx.HTTPError as exc:
         fail(f"could not subscribe {webhook_url} at the local Notion server {target.base_url} ({exc}) — is it running?")
     console.print(
         f"Webhooks: the local Notion server sends page events to {webhook_url} (subscription {subscription['id']}); "
-        "it sent the verification request now.",
+        f"its verification token {mask_secret(subscription['verification_token'])} is the receiver's key.",
         markup=False,
     )
 

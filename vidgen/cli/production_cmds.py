@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import typer
 
@@ -38,8 +37,10 @@ def _prepare() -> Paths:
     """The embedded servers (PostgreSQL, Prefect) running and this process pointed at them."""
     from vidgen.stack import StackError, database_choice, ensure_prefect, export_paths
 
+    from vidgen.files import private_dir
+
     paths = Paths.from_env()
-    paths.home.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.home)
     export_paths(paths)
     try:
         where = "SQLite" if database_choice() == "sqlite" else "PostgreSQL"
@@ -86,7 +87,6 @@ def serve(
     poll_interval: int = typer.Option(60, help="seconds between Notion polls"),
     limit: int = typer.Option(20, help="videos produced at once by this process"),
     webhook_port: int = typer.Option(None, help="also receive Notion webhooks on this port (POST /webhooks/notion)"),
-    replace_webhook_token: bool = typer.Option(False, help="accept a new Notion verification token in place of the stored one"),
 ) -> None:
     """Serve the poll-notion (scheduled), produce-video and handle-page deployments from this process (no work pool)."""
     _prepare()
@@ -107,7 +107,7 @@ def serve(
         f"Serving [bold]poll-notion[/] (every {poll_interval} s), [bold]produce-video[/] and [bold]handle-page[/]; "
         "Ctrl+C or SIGTERM stops at once, leaving videos in progress to the next `vidgen serve`."
     )
-    with _receiving_webhooks(webhook_port, replace_webhook_token):
+    with _receiving_webhooks(webhook_port):
         serve_leaving_runs(served_flows(poll_interval=poll_interval), limit=limit)
 
 
@@ -132,7 +132,7 @@ def webhooks(
 
 
 @contextmanager
-def _receiving_webhooks(port: int | None, replace_token: bool) -> Iterator[None]:
+def _receiving_webhooks(port: int | None) -> Iterator[None]:
     """The Notion webhook receiver in this process while it serves: each event becomes a handle-page run."""
     if not port:
         yield
@@ -144,7 +144,9 @@ def _receiving_webhooks(port: int | None, replace_token: bool) -> Iterator[None]
     settings = notion_settings()
     if settings is None or not settings.data_source_id:
         fail("Notion is not configured: run `uv run vidgen notion init` before receiving its webhooks")
-    config = ReceiverConfig.from_paths(Paths.from_env(), data_source_id=settings.data_source_id, replace_token=replace_token)
+    config = ReceiverConfig.from_paths(
+        Paths.from_env(), data_source_id=settings.data_source_id, signing_token=settings.webhook_token
+    )
     dispatcher = PageDispatcher()
     hooks = start_webhook_server(port, dispatcher, config, host="127.0.0.1")
     console.print(f"Receiving Notion webhooks at [cyan]{hooks.url}[/] (expose it over HTTPS to subscribe from Notion)")

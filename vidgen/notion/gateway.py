@@ -38,11 +38,13 @@ from vidgen.notion.errors import (
     NotionUnauthorized,
     NotionUnavailable,
 )
+from vidgen.notion.ids import InvalidNotionId, notion_id
 from vidgen.notion.ratelimit import DEFAULT_NOTION_URL, Limiter, RetryPolicy, shared_limiter
 from vidgen.notion.schema import DATABASE_TITLE, Prop, channel_options, database_properties, property_type
 from vidgen.statuses import GATE_REDO, NotionStatus, check_transition
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # Notion's maximum page size
 SINGLE_PART_MAX_BYTES = 20_000_000  # File Upload API: one send takes up to 20 MB; larger files go in parts
@@ -281,7 +283,14 @@ class NotionGateway:
                 "No Notion database is configured (NOTION_DATA_SOURCE_ID is not set) — run `uv run vidgen notion init`",
                 base_url=self.url,
             )
-        return self.data_source_id
+        return notion_id(self.data_source_id, "NOTION_DATA_SOURCE_ID")
+
+    @staticmethod
+    def _entry(page: Any) -> VideoEntry:
+        """A page from Notion's answer as an entry; its id is checked before anything puts it in a URL or path."""
+        entry = P.entry_from_page(page)
+        notion_id(entry.page_id, "page id in Notion's answer")
+        return entry
 
     # --- database -------------------------------------------------------------------------------
 
@@ -306,7 +315,7 @@ class NotionGateway:
         sources = response.get("data_sources") or []
         if not sources:
             raise NotionInvalidEntry(f"Notion created database {response.get('id')} without a data source", base_url=self.url)
-        self.data_source_id = str(sources[0]["id"])
+        self.data_source_id = notion_id(str(sources[0]["id"]), "data source id in Notion's answer")
         return str(response["id"]), self.data_source_id
 
     def sync_channel_options(self, channels: dict[str, Channel]) -> bool:
@@ -381,11 +390,12 @@ class NotionGateway:
             target=f"data source {ds_id}",
             idempotent=False,
         )
-        return P.entry_from_page(page)
+        return self._entry(page)
 
     def get_entry(self, page_id: str) -> VideoEntry:
+        notion_id(page_id)
         page = self._send(lambda: self._notion.pages.retrieve(page_id), target=f"page {page_id}")
-        return P.entry_from_page(page)
+        return self._entry(page)
 
     def _query(self, *, filter: dict[str, Any] | None = None, sorts: list[dict[str, Any]] | None = None) -> list[VideoEntry]:
         """Every matching non-archived page, PAGE_SIZE per request."""
@@ -404,7 +414,11 @@ class NotionGateway:
             )
             for page in response.get("results") or []:
                 if isinstance(page, dict) and page.get("object", "page") == "page":
-                    entry = P.entry_from_page(page)
+                    try:
+                        entry = self._entry(page)
+                    except InvalidNotionId as exc:  # one odd page must not stop a poll over the others
+                        log.warning("skipped a page of data source %s: %s", ds_id, exc)
+                        continue
                     if not entry.archived:
                         entries.append(entry)
             cursor = response.get("next_cursor")
@@ -485,12 +499,14 @@ class NotionGateway:
         if not payload:
             return entry
         payload[Prop.UPDATED] = P.date_value(datetime.now(timezone.utc))
+        page_id = notion_id(entry.page_id)
         page = self._send(
-            lambda: self._notion.pages.update(entry.page_id, properties=payload), target=f"page {entry.page_id}"
+            lambda: self._notion.pages.update(page_id, properties=payload), target=f"page {page_id}"
         )
-        return P.entry_from_page(page)
+        return self._entry(page)
 
     def archive(self, page_id: str) -> None:
+        notion_id(page_id)
         """Move the page to Notion's trash (restorable there); it leaves every list and poll."""
         self._send(lambda: self._notion.pages.update(page_id, in_trash=True), target=f"page {page_id}")
 
@@ -508,7 +524,7 @@ class NotionGateway:
                 lambda: self._notion.file_uploads.create(mode="single_part", filename=path.name, content_type=content_type),
                 target=target, idempotent=False,
             )
-            upload_id = str(created["id"])
+            upload_id = notion_id(str(created["id"]), "file upload id in Notion's answer")
             self._send(lambda: self._notion.file_uploads.send(upload_id, file=(path.name, io.BytesIO(data), content_type)),
                        target=target)  # fmt: skip
             return upload_id
@@ -518,7 +534,7 @@ class NotionGateway:
                                                      number_of_parts=parts),
             target=target, idempotent=False,
         )  # fmt: skip
-        upload_id = str(created["id"])
+        upload_id = notion_id(str(created["id"]), "file upload id in Notion's answer")
         with path.open("rb") as handle:
             for number in range(1, parts + 1):
                 chunk = handle.read(MULTI_PART_BYTES)
@@ -533,6 +549,7 @@ class NotionGateway:
     def append_blocks(self, parent_id: str, blocks: list[dict[str, Any]], after: str | None = None) -> list[dict[str, Any]]:
         """Append blocks under a page or block (after the sibling `after`, else at the end); the created blocks.
         Not retried on a lost answer: a resent append would add the blocks twice."""
+        notion_id(parent_id, "block id")
         created: list[dict[str, Any]] = []
         for start in range(0, len(blocks), PAGE_SIZE):  # Notion takes at most 100 blocks per request
             batch = blocks[start : start + PAGE_SIZE]
@@ -546,6 +563,7 @@ class NotionGateway:
 
     def list_blocks(self, parent_id: str) -> list[dict[str, Any]]:
         """Every child block of a page or block, all pages of the listing."""
+        notion_id(parent_id, "block id")
         results: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
@@ -558,4 +576,5 @@ class NotionGateway:
 
     def delete_block(self, block_id: str) -> None:
         """Archive a block (Notion's delete moves it to the trash, children included)."""
+        notion_id(block_id, "block id")
         self._send(lambda: self._notion.blocks.delete(block_id), target=f"block {block_id}")

@@ -83,6 +83,23 @@ class TokenBucket:
             self._sleep(wait)
         return wait
 
+    def try_acquire(self) -> bool:
+        """Take a token if one is there now; False (and nothing taken) when the caller would have to wait.
+
+        For callers that refuse rather than queue (the webhook receiver's verification requests).
+        """
+        if self.is_unlimited:
+            return True
+        with self._lock:
+            now = self._clock()
+            if now > self._last:
+                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
     def hold_off(self, seconds: float) -> None:
         """Nobody sharing this bucket sends for `seconds` (the server said so with Retry-After)."""
         if self.is_unlimited or seconds <= 0:

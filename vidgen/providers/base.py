@@ -57,7 +57,7 @@ class KeptTask(BaseModel):
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, self.model_dump_json())
+        atomic_write_text(path, self.model_dump_json(), mode=0o600)  # a paid task's id: owner only
 
 
 class ScriptResult(BaseModel):

@@ -41,7 +41,7 @@ from vidgen.channels import Channel
 from vidgen.files import atomic_path
 from vidgen.providers.base import KeptTask
 from vidgen.providers.polling import poll_until
-from vidgen.providers.settings import ProviderSettings
+from vidgen.providers.settings import DEFAULT_DOWNLOAD_HOSTS, ProviderSettings
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,61 @@ def read_envelope(response: httpx.Response, *, provider: str) -> dict[str, Any]:
     return data
 
 
-def send(client: httpx.Client, request: httpx.Request, *, provider: str, stream: bool = False) -> httpx.Response:
+def send(
+    client: httpx.Client, request: httpx.Request, *, provider: str, stream: bool = False, follow_redirects: bool = True
+) -> httpx.Response:
     """Send one request, turning transport failures into RetriableError (they are worth another try)."""
     try:
-        return client.send(request, stream=stream)
+        return client.send(request, stream=stream, follow_redirects=follow_redirects)
     except httpx.TimeoutException as e:
         raise RetriableError(f"timed out talking to {request.url.host}: {e}", provider=provider) from e
     except httpx.TransportError as e:
         raise RetriableError(f"could not reach {request.url.host}: {e}", provider=provider) from e
+
+
+# --- where result files may come from -------------------------------------------------------------
+MAX_DOWNLOAD_REDIRECTS = 5
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port or {'https': 443, 'http': 80}.get(parsed.scheme, 0)}"
+
+
+class DownloadPolicy(BaseModel):
+    """Which URLs a provider's result files may be downloaded from.
+
+    A result URL comes from the provider's answer, so whoever can alter that answer (or a redirect on
+    the way) could make the worker fetch an internal address or write an attacker's file into a
+    video: only https URLs on the providers' own domains are fetched, plus the API addresses the
+    person configured (a proxy or a local stand-in, whatever its scheme), and each redirect is
+    checked again.
+    """
+
+    domains: tuple[str, ...]  # "aiquickdraw.com" allows it and any subdomain, over https only
+    origins: tuple[str, ...] = ()  # scheme://host:port of configured endpoints, allowed as they are
+
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings) -> DownloadPolicy:
+        domains = tuple(d.strip().lower().lstrip(".") for d in settings.download_hosts.split(",") if d.strip())
+        return cls(domains=domains, origins=tuple(_origin(u) for u in (settings.kie_base_url, settings.kie_upload_base_url)))
+
+    def allows(self, url: str) -> bool:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            return False
+        if _origin(url) in self.origins:
+            return True
+        host = (parsed.host or "").lower()
+        return parsed.scheme == "https" and any(host == d or host.endswith("." + d) for d in self.domains)
+
+    def check(self, url: str, *, provider: str) -> None:
+        if not self.allows(url):
+            raise ApiFailureError(
+                f"refusing to download a result from {url[:120]!r}: not https on an allowed host "
+                "(VIDGEN_DOWNLOAD_HOSTS lists them)", provider=provider,
+            )
 
 
 # --- the market: one task per generation -------------------------------------------------------
@@ -199,8 +246,12 @@ class KieMarketClient:
         poll_growth: float = 1.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        downloads: DownloadPolicy | None = None,
     ):
         self.provider, self.what = provider, what
+        self.downloads = downloads or DownloadPolicy(
+            domains=tuple(DEFAULT_DOWNLOAD_HOSTS.split(",")), origins=(_origin(base_url),)
+        )
         self.first_poll_s, self.max_poll_s, self.poll_growth = first_poll_s, max_poll_s, poll_growth
         self._sleep, self._clock = sleep, clock
         self._auth = {"Authorization": f"Bearer {api_key}"}
@@ -275,8 +326,7 @@ class KieMarketClient:
     def download(self, url: str, out_path: Path) -> Path:
         """Stream a result file to `out_path` (atomically: a broken transfer leaves nothing behind)."""
         with atomic_path(out_path) as tmp, tmp.open("wb") as f:
-            request = self._client.build_request("GET", url)
-            response = send(self._client, request, provider=self.provider, stream=True)
+            response = self._fetch(url)
             try:
                 if response.status_code >= 400:
                     response.read()
@@ -294,6 +344,18 @@ class KieMarketClient:
                 raise ApiFailureError(f"downloaded {self.what} from {url} is empty", provider=self.provider)
         return out_path
 
+    def _fetch(self, url: str) -> httpx.Response:
+        """The streamed answer for `url`, following redirects only to places `downloads` allows."""
+        for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
+            self.downloads.check(url, provider=self.provider)
+            request = self._client.build_request("GET", url)
+            response = send(self._client, request, provider=self.provider, stream=True, follow_redirects=False)
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = str(response.url.join(response.headers.get("location", "")))
+        raise ApiFailureError(f"downloading a result: more than {MAX_DOWNLOAD_REDIRECTS} redirects", provider=self.provider)
+
     def close(self) -> None:
         self._client.close()
 
@@ -305,7 +367,7 @@ def market_client(settings: ProviderSettings, channel: Channel, *, provider: str
             f"KIE_API_KEY is not set; channel {channel.id!r} makes its {what}s through KIE.ai", provider=provider
         )
     return KieMarketClient(settings.kie_api_key.get_secret_value().strip(), settings.kie_base_url, provider=provider,
-                           what=what)
+                           what=what, downloads=DownloadPolicy.from_settings(settings))
 
 
 # --- a task paid for is waited on, never started twice ---------------------------------------------

@@ -20,7 +20,9 @@ ENV_NAMES: dict[str, str | AliasChoices] = {
     "s3_presign_endpoint": "VIDGEN_S3_PRESIGN_ENDPOINT",
     "token_key": "VIDGEN_TOKEN_KEY",
     "token_dir": "VIDGEN_TOKEN_DIR",
+    "download_hosts": "VIDGEN_DOWNLOAD_HOSTS",
 }
+DEFAULT_DOWNLOAD_HOSTS = "aiquickdraw.com,redpandaai.co,kie.ai"  # where KIE.ai's resultUrls point
 
 
 def env_name(field: str) -> str | AliasChoices:
@@ -43,6 +45,10 @@ class ProviderSettings(BaseModel):
     kie_sound_model: str = "elevenlabs/sound-effect-v2"  # sound effects as KIE market tasks (`sound: kie`)
     image_host: str = "kie"  # "kie" (KIE's file upload API) or "s3" (presigned URL)
     s3_presign_endpoint: str | None = None
+
+    # Result files are fetched only over https from these domains (and their subdomains), or from the
+    # configured API addresses themselves (a proxy or a local stand-in): comma-separated.
+    download_hosts: str = DEFAULT_DOWNLOAD_HOSTS
 
     elevenlabs_api_key: SecretStr | None = None
     elevenlabs_base_url: str = "https://api.elevenlabs.io"

@@ -131,7 +131,7 @@ class UploadSession(BaseModel):
 
     def save(self, path: Path | None) -> None:
         if path is not None:
-            atomic_write_text(path, self.model_dump_json())
+            atomic_write_text(path, self.model_dump_json(), mode=0o600)  # the session URI uploads to the channel
 
 
 def _timestamp(seconds: float) -> str:

@@ -10,6 +10,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vidgen.notion.ids import NotionId
+
 PAGE_CREATED = "page.created"
 PAGE_PROPERTIES_UPDATED = "page.properties_updated"
 PAGE_DELETED = "page.deleted"
@@ -24,7 +26,7 @@ MAX_ATTEMPTS = 8  # Notion delivers an event at most this many times
 class EventEntity(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str
+    id: NotionId  # becomes a Notion API path: a UUID or the event is refused (400)
     type: str  # "page", "data_source", "database", ...
 
 
@@ -40,7 +42,7 @@ class EventParent(BaseModel):
 
     id: str
     type: str  # "database", "page", "space", ...
-    data_source_id: str | None = None  # set for pages of a database (API version 2025-09-03)
+    data_source_id: NotionId | None = None  # set for pages of a database (API version 2025-09-03)
 
 
 class EventData(BaseModel):

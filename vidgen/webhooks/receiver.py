@@ -4,10 +4,13 @@ It verifies, filters and deduplicates, then hands the page id to `dispatch` and 
 (reading the page, starting or resuming a run) happens elsewhere (a Prefect `handle-page` run).
 What each request gets:
 
-- unsigned `{"verification_token": ...}`: the token is stored (0600 file) and printed; the same token
-  again is fine, a different one is refused (409) unless `replace_token` is set;
+- unsigned `{"verification_token": ...}`: the token is held as a *candidate* (0600 file) and announced
+  once (to the terminal); it signs nothing until a person accepts it (`vidgen webhooks accept
+  TOKEN`) or configuration names the key (NOTION_WEBHOOK_TOKEN). Candidates expire after an hour and
+  are rate-limited (429 beyond); the accepted key again answers "already verified";
 - body over 1 MB: 413; missing or wrong `X-Notion-Signature`: 401 and nothing else happens;
-- malformed JSON, or no `type`/`entity`: 400;
+- JSON nested too deeply (before the signature is checked, like the size): 400;
+- malformed JSON, no `type`/`entity`, or an `entity.id` / data source id that is not a UUID: 400;
 - an event seen before (same `id`): 200, no second dispatch;
 - another data source, a type that does not matter here, or older than `max_event_age_s`: 200,
   logged, ignored;
@@ -17,8 +20,10 @@ What each request gets:
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
@@ -32,15 +37,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from vidgen.config import Paths
+from vidgen.config import Paths, mask_secret
 from vidgen.loopback import LoopbackServer
+from vidgen.notion.ratelimit import TokenBucket
+from vidgen.request_limits import read_capped
 from vidgen.webhooks.events import DATA_SOURCE_SCHEMA_UPDATED, PAGE_EVENT_TYPES, NotionWebhookEvent
 from vidgen.webhooks.signature import SIGNATURE_HEADER, verify_signature
-from vidgen.webhooks.store import SeenEvents, TokenConflict, VerificationTokenStore
+from vidgen.webhooks.store import (
+    CANDIDATE_BURST,
+    CANDIDATES_PER_MINUTE,
+    CandidateTokens,
+    SeenEvents,
+    VerificationTokenStore,
+)
 
 WEBHOOK_PATH = "/webhooks/notion"
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_EVENT_AGE_S = 3600.0
+MAX_TOKEN_CHARS = 200  # Notion's are "secret_" and 43 more; a candidate file must stay small
 CLOCK_SKEW_S = 300.0  # an event stamped a little in the future (another clock) is still accepted
 
 Dispatch = Callable[[str, str], None]
@@ -52,11 +66,16 @@ log = logging.getLogger(__name__)
 class ReceiverConfig(BaseModel):
     """Where the receiver keeps its state and what it accepts."""
 
-    token_file: Path
+    token_file: Path  # the accepted signing key
     events_db: Path
     data_source_id: str | None = None  # None: accept events of any data source
-    replace_token: bool = False
+    signing_token: str | None = None  # the key from configuration (NOTION_WEBHOOK_TOKEN); wins over token_file
     max_event_age_s: float = DEFAULT_MAX_EVENT_AGE_S
+
+    @property
+    def candidates_file(self) -> Path:
+        """Verification tokens waiting to be accepted, next to the key."""
+        return self.token_file.with_name(self.token_file.name + ".candidates.json")
 
     @classmethod
     def from_paths(cls, paths: Paths, **settings: Any) -> ReceiverConfig:
@@ -68,23 +87,20 @@ class ReceiverConfig(BaseModel):
         )
 
 
+def announce_candidate(token: str) -> None:
+    """Show a candidate once: in full on a terminal (the person pastes it into Notion's form and
+    accepts it here), masked anywhere else, since a redirected stdout is a log file."""
+    shown = token if sys.stdout.isatty() else f"{mask_secret(token)} (`uv run vidgen webhooks pending --reveal` shows it)"
+    print(
+        f"Notion webhook verification token: {shown}\n"
+        "  paste it into Notion (integration settings > Webhooks > Verify), then run "
+        "`uv run vidgen webhooks accept TOKEN` on this machine",
+        flush=True,
+    )
+
+
 def _answer(status: int, outcome: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"outcome": outcome, **extra}, status_code=status)
-
-
-async def _read_capped(request: Request) -> bytes | None:
-    """The body, or None when it is over MAX_BODY_BYTES (stops reading as soon as it is)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _verification_token(parsed: Any) -> str | None:
@@ -97,33 +113,45 @@ def _verification_token(parsed: Any) -> str | None:
 class WebhookReceiver:
     """The request handling, separate from HTTP so each rule reads in one place."""
 
-    def __init__(self, dispatch: Dispatch, config: ReceiverConfig, announce: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, dispatch: Dispatch, config: ReceiverConfig, announce: Callable[[str], None] = announce_candidate
+    ) -> None:
         self.dispatch = dispatch
         self.config = config
         self.announce = announce
         self.tokens = VerificationTokenStore(config.token_file)
+        self.candidates = CandidateTokens(config.candidates_file)
+        self.candidate_pace = TokenBucket(CANDIDATES_PER_MINUTE / 60.0, CANDIDATE_BURST)
         self.seen = SeenEvents(config.events_db, retention_s=max(7 * 24 * 3600.0, 2 * config.max_event_age_s))
 
     def close(self) -> None:
         self.seen.close()
 
+    def signing_key(self) -> str | None:
+        """The key events are checked with: configuration's, else the accepted one. Never a candidate."""
+        return self.config.signing_token or self.tokens.read()
+
     def verify(self, token: str) -> JSONResponse:
-        try:
-            fresh = self.tokens.save(token, replace=self.config.replace_token)
-        except TokenConflict as exc:
-            log.error("Notion webhook verification refused: %s", exc)
-            return _answer(409, "refused", detail=str(exc))
-        if fresh:
-            self.announce(
-                f"Notion webhook verification token: {token}\n"
-                f"  paste it into Notion (integration settings > Webhooks > Verify); saved in {self.tokens.path}"
-            )
-        return _answer(200, "verified" if fresh else "already verified")
+        """An unsigned verification request: hold its token as a candidate, never as the key."""
+        if not 0 < len(token) <= MAX_TOKEN_CHARS:
+            return _answer(400, "malformed", detail=f"a verification token has 1 to {MAX_TOKEN_CHARS} characters")
+        key = self.signing_key()
+        if key is not None and hmac.compare_digest(key.encode(), token.encode()):
+            return _answer(200, "already verified")
+        if not self.candidate_pace.try_acquire():
+            log.warning("Notion webhook verification request refused: too many of them (at most %.0f a minute)",
+                        CANDIDATES_PER_MINUTE)  # fmt: skip
+            return _answer(429, "too many verification requests")
+        if self.candidates.offer(token):
+            log.warning("Notion webhook verification token %s received; it signs nothing until accepted "
+                        "(`vidgen webhooks accept TOKEN`)", mask_secret(token))  # fmt: skip
+            self.announce(token)
+        return _answer(200, "pending", detail="accept the token with `vidgen webhooks accept TOKEN` on the receiver's machine")
 
     def handle_event(self, raw: bytes, parsed: Any, signature: str | None) -> JSONResponse:
-        token = self.tokens.read()
+        token = self.signing_key()
         if token is None:
-            log.warning("Notion webhook refused: no verification token is stored yet (subscribe first)")
+            log.warning("Notion webhook refused: no signing key yet (accept the verification token first)")
             return _answer(401, "unverified")
         if not verify_signature(raw, signature, token):
             log.warning("Notion webhook refused: missing or wrong %s", SIGNATURE_HEADER)
@@ -133,7 +161,9 @@ class WebhookReceiver:
         try:
             event = NotionWebhookEvent.model_validate(parsed)
         except ValidationError as exc:
-            return _answer(400, "malformed", detail=str(exc.errors(include_url=False)[:3]))
+            return _answer(400, "malformed", detail=str(exc.errors(include_url=False, include_input=False)[:3]))
+        except RecursionError:
+            return _answer(400, "malformed", detail="the JSON is nested too deeply")
         return self.act(event)
 
     def _ignored_because(self, event: NotionWebhookEvent) -> str | None:
@@ -173,17 +203,19 @@ class WebhookReceiver:
 
 
 def create_webhook_app(
-    dispatch: Dispatch, config: ReceiverConfig, *, announce: Callable[[str], None] = print
+    dispatch: Dispatch, config: ReceiverConfig, *, announce: Callable[[str], None] = announce_candidate
 ) -> Starlette:
     """The receiver as an ASGI app (`POST /webhooks/notion`); `app.state.receiver` is the handler."""
     receiver = WebhookReceiver(dispatch, config, announce)
 
     async def notion_webhook(request: Request) -> JSONResponse:
-        raw = await _read_capped(request)
+        raw = await read_capped(request, MAX_BODY_BYTES)
         if raw is None:
             return _answer(413, "too large", detail=f"the limit is {MAX_BODY_BYTES} bytes")
         try:
             parsed: Any = json.loads(raw)
+        except RecursionError:  # "[[[[…" 200,000 deep: refused like an oversized body, before any key is used
+            return _answer(400, "malformed", detail="the JSON is nested too deeply")
         except (ValueError, UnicodeDecodeError):
             parsed = None
         if (token := _verification_token(parsed)) is not None:
@@ -223,7 +255,7 @@ def start_webhook_server(
     config: ReceiverConfig,
     *,
     host: str = "127.0.0.1",
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None] = announce_candidate,
 ) -> WebhookServer:
     """Serve the receiver on `host:port` (0 = any free port) and return once it accepts requests.
 

@@ -1,29 +1,56 @@
-"""What the receiver keeps between restarts: the verification token and the ids of events seen.
+"""What the receiver keeps between restarts: the signing key, candidate keys and the ids of events seen.
 
-Both live under VIDGEN_HOME (`.vidgen/`). The token is a secret (it signs every event), so its file
-is readable by its owner only. Event ids go in SQLite so a redelivery after a restart is still
+All live under VIDGEN_HOME (`.vidgen/`). Tokens are secrets (the key signs every event), so their
+files are readable by their owner only. Event ids go in SQLite so a redelivery after a restart is still
 recognised; ids older than the retention are pruned, since older events are refused by age anyway.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import BaseModel, Field
 
-class TokenConflict(Exception):
-    """A verification request brought a token different from the stored one."""
+from vidgen.errors import VidgenError
+from vidgen.files import private_dir
+
+
+CANDIDATE_TTL_S = 3600.0  # a verification token not accepted within an hour is forgotten
+MAX_CANDIDATES = 8  # newest kept; an unsigned flood cannot grow the file
+CANDIDATES_PER_MINUTE = 2.0  # verification requests held per minute (bursts of `CANDIDATE_BURST`)
+CANDIDATE_BURST = 4.0
+
+
+class NotACandidate(VidgenError):
+    """`vidgen webhooks accept` was given a token no verification request brought (or it expired)."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by its owner only, never half-written."""
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
 
 
 class VerificationTokenStore:
-    """One verification token in a 0600 file; a different one replaces it only when allowed."""
+    """The signing key: the verification token a person accepted, in a 0600 file.
+
+    Only `vidgen webhooks accept` (and `vidgen notion init --webhook-url`, which made the local
+    subscription itself) write it; a request to the receiver never does.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
 
     def read(self) -> str | None:
         try:
@@ -31,29 +58,81 @@ class VerificationTokenStore:
         except FileNotFoundError:
             return None
 
-    def save(self, token: str, *, replace: bool = False) -> bool:
-        """Store `token`; True when it is new or replaced, False when it was already stored.
+    def save(self, token: str) -> None:
+        _write_private(self.path, token + "\n")
 
-        Raises TokenConflict when another token is stored and `replace` is False: a verification
-        request is unsigned, so anyone who can reach the endpoint could otherwise swap the key.
-        """
+
+class Candidate(BaseModel):
+    token: str
+    received_at: float  # epoch seconds
+
+
+class _CandidateFile(BaseModel):
+    candidates: list[Candidate] = Field(default_factory=list)
+
+
+class CandidateTokens:
+    """Verification tokens that arrived and wait for a person to accept one (a 0600 JSON file).
+
+    Anyone who reaches the receiver can send a verification request, so an arriving token is only
+    ever a candidate: it is never used to check a signature. The file is shared with the CLI
+    (`vidgen webhooks pending|accept`), which runs in another process.
+    """
+
+    def __init__(self, path: Path, *, ttl_s: float = CANDIDATE_TTL_S, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def _load(self) -> list[Candidate]:
+        try:
+            stored = _CandidateFile.model_validate_json(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return []
+        oldest = self._clock() - self.ttl_s
+        return [c for c in stored.candidates if c.received_at >= oldest]
+
+    def _store(self, candidates: list[Candidate]) -> None:
+        _write_private(self.path, _CandidateFile(candidates=candidates[-MAX_CANDIDATES:]).model_dump_json())
+
+    def pending(self) -> list[Candidate]:
+        """Unexpired candidates, oldest first."""
         with self._lock:
-            current = self.read()
-            if current == token:
+            return self._load()
+
+    def offer(self, token: str) -> bool:
+        """Hold `token` as a candidate; False when it is already held (nothing to announce again)."""
+        with self._lock:
+            held = self._load()
+            if any(hmac.compare_digest(c.token.encode(), token.encode()) for c in held):
                 return False
-            if current is not None and not replace:
-                raise TokenConflict(
-                    f"a verification token is already stored in {self.path}; a different one was received and "
-                    "refused. If you re-created the Notion subscription, restart the receiver with "
-                    "--replace-token (or delete that file) and send the verification again."
-                )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(token + "\n")
-            os.chmod(self.path.with_suffix(".tmp"), 0o600)
-            os.replace(self.path.with_suffix(".tmp"), self.path)
+            self._store([*held, Candidate(token=token, received_at=self._clock())])
             return True
+
+    def take(self, token: str) -> bool:
+        """Remove every candidate (one was chosen); True when `token` was among them."""
+        with self._lock:
+            found = any(hmac.compare_digest(c.token.encode(), token.encode()) for c in self._load())
+            if found:
+                self._store([])
+            return found
+
+
+def accept_token(key: VerificationTokenStore, candidates: CandidateTokens, token: str, *, chosen_elsewhere: bool = False) -> None:
+    """Make `token` the signing key: what `vidgen webhooks accept TOKEN` does.
+
+    The token must be one a verification request brought within the candidates' lifetime, so a
+    typo cannot lock the receiver out; `chosen_elsewhere` skips that check for a caller that got
+    the token from the subscription it made itself (the local server's answer to `notion init`).
+    Raises NotACandidate.
+    """
+    if not candidates.take(token) and not chosen_elsewhere:
+        raise NotACandidate(
+            "no verification request brought this token in the last hour — check it against what the "
+            "receiver printed (`uv run vidgen webhooks pending`), or have Notion send it again"
+        )
+    key.save(token)
 
 
 class SeenEvents:

@@ -21,6 +21,7 @@ from vidgen.loopback import LoopbackServer
 from vidgen.notion.server import LocalNotionServer
 from vidgen.notion.server.webhooks import WebhookSender, subscription_file
 from vidgen.webhooks import ReceiverConfig, create_webhook_app, verify_signature
+from vidgen.webhooks.store import CandidateTokens, VerificationTokenStore, accept_token
 
 
 class Inbox:
@@ -212,7 +213,9 @@ def test_the_vidgen_receiver_verifies_and_dispatches_the_local_servers_events(tm
         with _server(tmp_path) as server:
             client, _, data_source_id = _table(server, videos)
             subscribed = server.webhooks.subscribe(f"http://127.0.0.1:{receiver.port}/webhooks/notion")
-            wait_for(lambda: config.token_file.exists())
+            wait_for(lambda: announced == [subscribed.verification_token])  # held as a candidate
+            accept_token(VerificationTokenStore(config.token_file), CandidateTokens(config.candidates_file),
+                         subscribed.verification_token)  # what `vidgen webhooks accept TOKEN` does
             page = client.pages.create(parent={"data_source_id": data_source_id}, properties=videos.props("Six"))
             wait_for(lambda: len(dispatched) == 1)
             server.webhooks.subscribe(f"http://127.0.0.1:{receiver.port}/webhooks/notion")  # the same URL again

@@ -6,9 +6,12 @@ Every response that is not a success is Notion's error object, so notion-client 
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vidgen.config import LOCAL_NOTION_TOKEN
+from vidgen.config import LEGACY_LOCAL_NOTION_TOKEN
 from vidgen.notion.server.content_routes import register_content_routes
 from vidgen.notion.server.errors import NotionAPIError, validation_error
 from vidgen.notion.server.ratelimit import TokenBucket, retry_after_header
@@ -27,6 +30,7 @@ from vidgen.notion.server.service import NotionService, bot_user
 from vidgen.notion.server.store import NotionStore
 from vidgen.notion.server.uploads import FILES_PATH
 from vidgen.notion.server.webhooks import WebhookSender, add_subscription_routes, subscription_file
+from vidgen.request_limits import host_is_loopback, read_capped
 
 API_VERSION = "2025-09-03"
 MAX_BODY_BYTES = 500 * 1024
@@ -57,23 +61,50 @@ def _check_version(value: str | None) -> None:
         )
 
 
-def _check_auth(header: str | None, token: str) -> None:
-    scheme, _, credential = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or credential.strip() != token:
-        raise NotionAPIError(401, "unauthorized", "API token is invalid.")
+def new_local_token() -> str:
+    """A token for a server nobody configured (tests, benchmarks): random, never the old fixed one."""
+    return "secret_" + secrets.token_urlsafe(32)
+
+
+def _from_loopback(request: Request) -> bool:
+    client = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(client).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_host(request: Request) -> None:
+    """Only requests addressed to this machine by name: a web page that re-points its own domain at
+    127.0.0.1 (DNS rebinding) sends `Host: its-domain`, and is refused before anything else."""
+    if not host_is_loopback(request.headers.get("host")):
+        raise NotionAPIError(
+            400, "invalid_request", "This local Notion server answers only requests to 127.0.0.1, localhost or ::1."
+        )
+
+
+def _check_auth(request: Request, token: str, *, legacy_token: bool) -> None:
+    """The installation's token, compared in constant time; the old fixed token too while `legacy_token`
+    (an install that has not rotated it yet), and then only from loopback."""
+    scheme, _, credential = (request.headers.get("authorization") or "").partition(" ")
+    given = credential.strip().encode()
+    if scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode()):
+        return
+    if legacy_token and scheme.lower() == "bearer" and _from_loopback(request):
+        if hmac.compare_digest(given, LEGACY_LOCAL_NOTION_TOKEN.encode()):
+            return
+    raise NotionAPIError(401, "unauthorized", "API token is invalid.")
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise validation_error(
-            f"Request body too large: {len(raw)} bytes; the limit is {MAX_BODY_BYTES} bytes (500KB)."
-        )
+    raw = await read_capped(request, MAX_BODY_BYTES)
+    if raw is None:
+        raise validation_error(f"Request body too large; the limit is {MAX_BODY_BYTES} bytes (500KB).")
     if not raw.strip():
         return {}
     try:
         parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise NotionAPIError(400, "invalid_json", "Error parsing JSON body.") from None
     if not isinstance(parsed, dict):
         raise validation_error(
@@ -87,10 +118,18 @@ def _filter_properties(request: Request) -> list[str]:
 
 
 def create_app(
-    store_path: Path, token: str = LOCAL_NOTION_TOKEN, rate_limit: float | None = None, webhooks: WebhookSender | None = None
+    store_path: Path,
+    token: str | None = None,
+    rate_limit: float | None = None,
+    webhooks: WebhookSender | None = None,
+    *,
+    legacy_token: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving one SQLite store; `rate_limit` requests/second (None = unlimited);
-    `webhooks` sends page events to a subscribed URL (default: the store's saved subscription, if any)."""
+    `webhooks` sends page events to a subscribed URL (default: the store's saved subscription, if any).
+    `token` (random when not given) is what clients must send; `legacy_token` also accepts the old
+    fixed one from loopback (see `vidgen.config.legacy_local_token_in_use`)."""
+    token = token or new_local_token()
     store = NotionStore(Path(store_path))
     webhooks = webhooks or WebhookSender(subscription_file(store_path))
     service = NotionService(store, webhooks)
@@ -107,14 +146,19 @@ def create_app(
     app = FastAPI(title="vidgen local Notion API", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.store = store
     app.state.webhooks = webhooks
+    app.state.token = token
 
     @app.middleware("http")
     async def gatekeeper(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request.state.request_id = str(uuid.uuid4())
+        try:
+            _check_host(request)
+        except NotionAPIError as error:
+            return _error_response(error, request.state.request_id)
         if request.url.path.startswith(FILES_PATH):  # file URLs carry their own secret, as Notion's signed URLs do
             return await call_next(request)
         try:
-            _check_auth(request.headers.get("authorization"), token)
+            _check_auth(request, token, legacy_token=legacy_token)
             _check_version(request.headers.get("notion-version"))
             if bucket is not None and (wait := bucket.take()) > 0:
                 raise NotionAPIError(

@@ -8,7 +8,6 @@ two services, so a test can shrink the workspace's file limit or move the upload
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from vidgen.notion.server.blocks import BlockService
 from vidgen.notion.server.errors import NotionAPIError
 from vidgen.notion.server.store import NotionStore
-from vidgen.notion.server.uploads import FILES_PATH, MAX_SEND_BODY, FileUploadService, too_large
+from vidgen.notion.server.uploads import FILES_PATH, MAX_SEND_BODY, FileUploadService, download_headers, too_large
+from vidgen.request_limits import read_capped
 
 
 def _base_url(request: Request) -> str:
@@ -47,12 +47,9 @@ def register_content_routes(
 
     @app.post("/v1/file_uploads/{upload_id}/send")
     async def file_uploads_send(request: Request, upload_id: str) -> JSONResponse:
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > MAX_SEND_BODY:
-            raise too_large(declared)
-        raw = await request.body()
-        if len(raw) > MAX_SEND_BODY:
-            raise too_large(len(raw))
+        raw = await read_capped(request, MAX_SEND_BODY)
+        if raw is None:
+            raise too_large()
         record = uploads.send(upload_id, request.headers.get("content-type", ""), raw)
         return ok(request, uploads.response(record, _base_url(request)))
 
@@ -66,8 +63,7 @@ def register_content_routes(
             data, content_type = uploads.download(upload_id, secret)
         except NotionAPIError:
             return Response(status_code=404)
-        return Response(data, media_type=content_type,
-                        headers={"Content-Disposition": f'inline; filename="{Path(filename).name}"'})  # fmt: skip
+        return Response(data, media_type=content_type, headers=download_headers(content_type, filename))
 
     # -- blocks ---------------------------------------------------------------------------------
     @app.get("/v1/blocks/{block_id}/children")

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 from types import TracebackType
 
 import uvicorn
 
 from vidgen.loopback import LoopbackServer
-from vidgen.config import LOCAL_NOTION_TOKEN
 from vidgen.notion.server.app import create_app
 from vidgen.notion.server.uploads import FileUploadService
 from vidgen.notion.server.webhooks import WEBHOOK_URL_ENV, WebhookSender, subscription_file
 
 
 def _require_loopback(host: str) -> None:
-    """The local server has a well-known token, so it must never be reachable from another machine."""
+    """The local server is for this machine: its data and its token must never be reachable from another."""
     if host == "localhost":
         return
     try:
@@ -31,12 +33,25 @@ def _require_loopback(host: str) -> None:
         )
 
 
+_PROCESS_KEY = secrets.token_bytes(32)  # made at import: no token below is known outside this process
+
+
+def store_token(store_path: Path) -> str:
+    """A token for an in-process server nobody gave one: derived from a key random to this process and
+    the store's path, so it is unguessable, never the old fixed token, and stable across restarts."""
+    digest = hmac.new(_PROCESS_KEY, str(Path(store_path).resolve()).encode(), hashlib.sha256).hexdigest()
+    return "secret_" + digest
+
+
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
 class LocalNotionServer:
-    """A Notion-API-compatible server on loopback; hand `base_url` and `token` to notion-client."""
+    """A Notion-API-compatible server on loopback; hand `base_url` and `token` to notion-client.
+
+    Without a `token` (tests, benchmarks) it uses `store_token(store_path)`: random, yet the same
+    for a store restarted in this process, as a restarted installation keeps its token."""
 
     def __init__(
         self,
@@ -44,16 +59,18 @@ class LocalNotionServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        token: str = LOCAL_NOTION_TOKEN,
+        token: str | None = None,
         rate_limit: float | None = None,
         webhooks: WebhookSender | None = None,
+        legacy_token: bool = False,
     ) -> None:
         _require_loopback(host)
         self.store_path = Path(store_path)
         self.webhooks = webhooks or WebhookSender(subscription_file(store_path))  # .subscribe(url) to get events
         self.host = host
-        self.token = token
+        self.token = token or store_token(self.store_path)
         self.rate_limit = rate_limit
+        self.legacy_token = legacy_token  # also accept the old fixed token from loopback (an unrotated install)
         self._requested_port = port
         self._server: LoopbackServer | None = None
 
@@ -78,7 +95,7 @@ class LocalNotionServer:
     def start(self) -> LocalNotionServer:
         """Serve in a daemon thread; returns once the port accepts connections."""
         if self._server is None:
-            app = create_app(self.store_path, self.token, self.rate_limit, self.webhooks)
+            app = create_app(self.store_path, self.token, self.rate_limit, self.webhooks, legacy_token=self.legacy_token)
             server = LoopbackServer(app, host=self.host, port=self._requested_port, name="local-notion")
             try:
                 server.start()
@@ -105,8 +122,10 @@ def serve_forever(
     store_path: Path,
     host: str = "127.0.0.1",
     port: int = 8765,
-    token: str = LOCAL_NOTION_TOKEN,
+    token: str | None = None,
     rate_limit: float | None = None,
+    *,
+    legacy_token: bool = False,
 ) -> None:
     """Blocking; for `vidgen notion serve`. Refuses a non-loopback host with ValueError.
     With VIDGEN_NOTION_WEBHOOK_URL set, that URL is subscribed to the page events."""
@@ -114,5 +133,5 @@ def serve_forever(
     webhooks = WebhookSender(subscription_file(store_path))
     if url := os.environ.get(WEBHOOK_URL_ENV):
         webhooks.subscribe(url)
-    app = create_app(Path(store_path), token, rate_limit, webhooks)
+    app = create_app(Path(store_path), token, rate_limit, webhooks, legacy_token=legacy_token)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -7,6 +7,7 @@ through `write()`, one transaction each, so a request that fails half-way change
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidgen.files import private_dir
 from vidgen.notion.server.properties import Schema
 
 _DDL = """
@@ -107,7 +109,9 @@ class NotionStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)  # the board, its tokens' subscription file and uploads: owner only
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)  # a store made by an earlier version was 0644; SQLite's -wal/-shm follow it
         self._lock = threading.RLock()
         self._cache: dict[int, PageRecord] | None = None  # seq -> page, every page of the store
         self._pending: list[PageRecord] = []

@@ -21,7 +21,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from vidgen.notion.server.errors import NotionAPIError, body_validation_error, object_not_found, validation_error
 from vidgen.notion.server.ids import bot_partial_user, iso_from_ms, new_id, normalize_id
@@ -35,6 +37,11 @@ DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024  # a free workspace's limit per file
 UPLOAD_TTL_S = 3600.0  # an upload must be attached within an hour
 FILE_URL_TTL_S = 3600.0  # how long a file block's URL is said to be valid
 FILES_PATH = "/files/"  # downloads: outside /v1, no Notion auth (like Notion's signed S3 URLs)
+# What previews upload (vidgen/previews.py) and a browser may show in place; anything else downloads.
+INLINE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "audio/mp4",
+                                "audio/x-m4a", "audio/mpeg"})  # fmt: skip
+PURGE_AFTER_S = 24 * 3600.0  # an upload never attached is deleted (with its bytes) a day after it expired
+PURGE_EVERY_S = 600.0  # how often `create` looks for such uploads
 MAX_SEND_BODY = MAX_PART_BYTES + 64 * 1024  # a part plus its form-data envelope
 
 _DDL = """
@@ -105,6 +112,7 @@ class FileUploadService:
         self._conn = sqlite3.connect(store.path, check_same_thread=False, timeout=10)
         self._conn.executescript(_DDL)
         self._conn.commit()
+        self._purged_at = float("-inf")
 
     def close(self) -> None:
         with self._lock:
@@ -155,7 +163,27 @@ class FileUploadService:
         return body
 
     # -- endpoints ------------------------------------------------------------------------------
+    def purge_expired(self) -> int:
+        """Delete uploads never attached that expired more than PURGE_AFTER_S ago, bytes and all; how many.
+
+        An upload that is never attached would otherwise keep its bytes (up to 20 MB a send) in the
+        store forever. Expired ones stay readable ("expired") for a day, as clients may still ask.
+        """
+        cutoff = self.clock() - UPLOAD_TTL_S - PURGE_AFTER_S
+        with self._lock:
+            stale = [row[0] for row in self._conn.execute(
+                "SELECT id FROM file_uploads WHERE json_extract(doc, '$.attached') = 0 "
+                "AND json_extract(doc, '$.created_s') < ?", (cutoff,))]  # fmt: skip
+            for upload_id in stale:
+                self._conn.execute("DELETE FROM file_upload_parts WHERE upload_id = ?", (upload_id,))
+                self._conn.execute("DELETE FROM file_uploads WHERE id = ?", (upload_id,))
+            self._conn.commit()
+            self._purged_at = self.clock()
+        return len(stale)
+
     def create(self, body: dict[str, Any]) -> UploadRecord:
+        if self.clock() - self._purged_at >= PURGE_EVERY_S:
+            self.purge_expired()
         mode = body.get("mode", "single_part")
         if mode not in ("single_part", "multi_part"):
             message = "should be `single_part` or `multi_part` (external_url imports are not served locally)"
@@ -315,5 +343,26 @@ class FileUploadService:
         return int(row[0])
 
 
-def too_large(size: int) -> NotionAPIError:
-    return validation_error(f"Request body too large: {size} bytes; a send takes at most {MAX_SEND_BODY} bytes.")
+def too_large() -> NotionAPIError:
+    return validation_error(f"Request body too large; a send takes at most {MAX_SEND_BODY} bytes.")
+
+
+def _ascii_fallback(name: str) -> str:
+    """A file name safe inside a quoted-string: ASCII letters, digits and `._-` (others become `_`)."""
+    cleaned = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name)
+    return cleaned.strip("._") or "file"
+
+
+def download_headers(content_type: str, filename: str) -> dict[str, str]:
+    """How a downloaded file is served: inline only for the media types previews use, as an attachment
+    otherwise, never sniffed, with its name quoted per RFC 6266 (an ASCII `filename` and the exact
+    name as `filename*`), so an uploaded page or script never runs on this server's origin and a
+    quote in a name cannot end the header's parameter."""
+    name = PurePosixPath(filename).name or "file"
+    inline = content_type.split(";")[0].strip().lower() in INLINE_MEDIA_TYPES
+    disposition = (
+        f'{"inline" if inline else "attachment"}; filename="{_ascii_fallback(name)}"; '
+        f"filename*=UTF-8''{quote(name, safe='')}"
+    )
+    return {"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox"}  # fmt: skip

@@ -302,8 +302,11 @@ def add_subscription_routes(app: FastAPI, sender: WebhookSender) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise validation_error("body failed validation: body.url should be an http(s) URL.")
         subscription = sender.subscribe(url)
+        # The caller holds the integration's token, so it may learn the subscription's: it is what
+        # `vidgen notion init --webhook-url` accepts as the receiver's key (real Notion shows it in its UI).
         return JSONResponse({"object": "webhook_subscription", "id": subscription.id, "url": subscription.url,
-                             "verification_sent": True})  # fmt: skip
+                             "verification_sent": True,
+                             "verification_token": subscription.verification_token})  # fmt: skip
 
     @app.delete("/v1/vidgen/webhook_subscription")
     async def unsubscribe() -> JSONResponse:
