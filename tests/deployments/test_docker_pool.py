@@ -155,8 +155,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             env=env, timeout=300)
         wait_until(lambda: podman("logs", f"{name}_webhooks_1", check=False).stdout.count("Receiving Notion webhooks"),
                    "the webhook receiver", timeout_s=300)
-        run(str(BIN / "vidgen"), "notion", "init", "--webhook-url",
-            f"http://127.0.0.1:{env['VIDGEN_WEBHOOK_PORT']}/webhooks/notion", env=host)
+        # In the receiver's container, so the subscription's signing key is stored where it reads it.
+        podman("exec", f"{name}_webhooks_1", "vidgen", "notion", "init", "--webhook-url",
+               f"http://127.0.0.1:{env['VIDGEN_WEBHOOK_PORT']}/webhooks/notion")
         yield stack
     finally:
         # The stack's containers and volumes; `volume rm --force` also removes flow-run containers

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import typer
 
 from vidgen.cli.common import console, fail
+from vidgen.cli.webhook_cmds import webhooks_app
 from vidgen.config import Paths
 
 DEMO_TOPICS = {
@@ -111,9 +112,8 @@ def serve(
         serve_leaving_runs(served_flows(poll_interval=poll_interval), limit=limit)
 
 
-def webhooks(
+def receive_webhooks(
     port: int = typer.Option(8766, envvar="VIDGEN_WEBHOOK_PORT", help="port to receive them on (POST /webhooks/notion)"),
-    replace_webhook_token: bool = typer.Option(False, help="accept a new Notion verification token in place of the stored one"),
 ) -> None:
     """Receive Notion's webhooks only (no flows served): for work pools, where workers run the videos.
 
@@ -124,7 +124,7 @@ def webhooks(
         os.environ.setdefault(key, value)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `docker stop`: finish handling, then exit
-    with _receiving_webhooks(port, replace_webhook_token):
+    with _receiving_webhooks(port):
         try:
             stop.wait()
         except KeyboardInterrupt:
@@ -246,7 +246,7 @@ def down() -> None:
 def register(app: typer.Typer) -> None:
     app.command()(setup)
     app.command()(serve)
-    app.command()(webhooks)
+    webhooks_app.command("receive")(receive_webhooks)
     app.command()(run)
     app.command()(demo)
     app.command()(down)
