@@ -25,3 +25,17 @@ def test_the_poll_runs_one_at_a_time_and_drops_late_runs(path: Path):
 
 def test_there_are_deployment_files_for_each_work_pool_type():
     assert {p.name for p in FILES} >= {"prefect.yaml", "docker.prefect.yaml", "kubernetes.prefect.yaml"}
+
+
+def _pool_job_variables(name: str) -> dict:
+    return yaml.safe_load((REPO / "deployments" / name).read_text())["deployments"][1]["work_pool"]["job_variables"]
+
+
+def test_the_kubernetes_runs_get_what_the_docker_runs_get():
+    """The Kubernetes file was never run; it stays the Docker file's twin, which is (tests/deployments):
+    the same image and the same environment, except the token, which a Kubernetes Secret supplies."""
+    docker, kubernetes = _pool_job_variables("docker.prefect.yaml"), _pool_job_variables("kubernetes.prefect.yaml")
+    assert docker["image"] == kubernetes["image"] == "{{ $VIDGEN_IMAGE }}"
+    assert set(docker["env"]) - {"NOTION_TOKEN"} == set(kubernetes["env"])
+    assert all(docker["env"][key] == value for key, value in kubernetes["env"].items())
+    assert docker["volumes"] == ["{{ $VIDGEN_DATA_VOLUME }}:/data"]

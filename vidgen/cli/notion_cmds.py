@@ -365,3 +365,22 @@ def blocks(page_id: str = typer.Argument(..., help="the card's page id (as in th
         lines = describe_page_blocks(gateway, page_id)
     for line in lines or ["(the page body is empty: no gate has shown previews yet)"]:
         console.print(line, markup=False, soft_wrap=True)
+
+
+@notion_app.command("review")
+def review(
+    page_id: str = typer.Argument(..., help="the card's page id (as in the board or the page URL)"),
+    decision: str = typer.Argument(..., help="approve or reject"),
+    notes: str = typer.Option("", "--notes", help="Review Notes, e.g. `redo: 2, 4` with reject"),
+) -> None:
+    """Decide the gate a card waits at by writing Review (and Review Notes) on it, as a person does in
+    Notion; the webhook or the next poll hands the decision to the run. For the local Notion server,
+    which has no editor of its own."""
+    choice = {"approve": "Approve", "reject": "Reject"}.get(decision.casefold())
+    if choice is None:
+        fail(f"unknown decision {decision!r} — use approve or reject", code=2)
+    paths = Paths.from_env()
+    with _known_errors(), NotionGateway.from_settings(_settings(paths)) as gateway:
+        entry = gateway.get_entry(page_id)
+        gateway.update_entry(entry, review=choice, review_notes=notes)
+    console.print(f"{entry.title!r} ({entry.status}): Review = {choice}" + (f", notes {notes!r}" if notes else ""), markup=False)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 import typer
 
 from vidgen.cli.common import console, fail
+from vidgen.cli.webhook_cmds import webhooks_app
 from vidgen.config import Paths
 
 DEMO_TOPICS = {
@@ -107,6 +110,25 @@ def serve(
     )
     with _receiving_webhooks(webhook_port):
         serve_leaving_runs(served_flows(poll_interval=poll_interval), limit=limit)
+
+
+def receive_webhooks(
+    port: int = typer.Option(8766, envvar="VIDGEN_WEBHOOK_PORT", help="port to receive them on (POST /webhooks/notion)"),
+) -> None:
+    """Receive Notion's webhooks only (no flows served): for work pools, where workers run the videos.
+
+    Each event becomes a handle-page run in this process, which starts or resumes the page's
+    produce-video run on its deployment's pool, as `vidgen serve --webhook-port` does for its own."""
+    _prepare()
+    for key, value in worker_settings().items():
+        os.environ.setdefault(key, value)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `docker stop`: finish handling, then exit
+    with _receiving_webhooks(port):
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
 
 
 @contextmanager
@@ -224,6 +246,7 @@ def down() -> None:
 def register(app: typer.Typer) -> None:
     app.command()(setup)
     app.command()(serve)
+    webhooks_app.command("receive")(receive_webhooks)
     app.command()(run)
     app.command()(demo)
     app.command()(down)
