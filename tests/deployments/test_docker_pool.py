@@ -31,7 +31,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from vidgen.stack import free_port, healthy, spawn, stop_process, wait_until
+from vidgen.stack import StackError, free_port, healthy, spawn, stop_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -206,6 +206,14 @@ def test_a_gated_video_is_made_in_containers_and_resumed_from_notion_at_every_ga
     def paused() -> bool:
         return any(r.state_type is StateType.PAUSED for r in produce_runs())
 
+    def run_history() -> str:
+        """Each produce-video run's states, with their messages: what a failure here has to explain."""
+        with get_client(sync_client=True) as client:
+            return "\n".join(
+                f"{run.name}: " + " > ".join(f"{s.name}" + (f" ({s.message[:200]})" if s.message else "")
+                                             for s in sorted(client.read_flow_run_states(run.id), key=lambda s: s.timestamp))
+                for run in produce_runs())
+
     decided = []
     try:
         while True:
@@ -215,13 +223,13 @@ def test_a_gated_video_is_made_in_containers_and_resumed_from_notion_at_every_ga
             if entry.status not in GATE_STATUSES:
                 break
             # Decided as soon as Prefect shows the run suspended, its container possibly still ending.
-            wait_until(paused, f"the run suspended at {entry.status}", timeout_s=300)
+            wait_until(paused, f"the run suspended at {entry.status}", timeout_s=900)
             gateway.update_entry(entry, review="Approve", review_notes="Looks good (container test)")
             decided.append(entry.status)
             wait_for_card(gateway, entry.page_id, lambda e, gate=entry.status: e.status != gate,
                           f"the decision at {entry.status}", timeout_s=900)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{stack.logs()}") from None
+    except (AssertionError, StackError) as exc:
+        raise AssertionError(f"{exc}\nruns:\n{run_history()}\n{stack.logs()}") from None
 
     assert entry.status == "Upload Complete", f"{entry.status}: {entry.error}\n{stack.logs()}"
     assert decided == ["Assets Ready", "Videos Ready", "Audio Ready", "Ready for Review"]
