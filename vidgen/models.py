@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from vidgen.statuses import NotionStatus
 
@@ -44,6 +44,13 @@ REVIEW_NOTES_MAX = 2000  # one Notion rich-text piece; a reviewer's "redo: …" 
 ERROR_MAX = 200_000  # Notion's own bound (100 pieces of 2,000): the pipeline writes up to it and compares what it reads back
 NARRATION_MAX = 2000  # characters a scene's narration may have: ~300 words, far beyond any channel's words_per_scene
 OVERLONG_READ_FACTOR = 4  # a too-long title, topic or direction is kept up to 4x its maximum: enough to say how much to cut
+# What a page's free text is cut to when it is read, before anything parses it.
+READ_LIMITS = {
+    "title": TITLE_MAX * OVERLONG_READ_FACTOR,
+    "topic": TOPIC_MAX * OVERLONG_READ_FACTOR,
+    "story_direction": STORY_DIRECTION_MAX * OVERLONG_READ_FACTOR,
+    "review_notes": REVIEW_NOTES_MAX,
+}
 
 
 def cut_text(text: str, limit: int) -> str:
@@ -84,25 +91,10 @@ class VideoEntry(BaseModel):
     archived: bool = False
     data_source_id: str | None = None  # the database table the page belongs to (None: not in one)
 
-    @field_validator("title")
+    @field_validator("title", "topic", "story_direction", "review_notes")
     @classmethod
-    def _cut_title(cls, value: str) -> str:
-        return cut_text(value, TITLE_MAX * OVERLONG_READ_FACTOR)
-
-    @field_validator("topic")
-    @classmethod
-    def _cut_topic(cls, value: str) -> str:
-        return cut_text(value, TOPIC_MAX * OVERLONG_READ_FACTOR)
-
-    @field_validator("story_direction")
-    @classmethod
-    def _cut_story_direction(cls, value: str) -> str:
-        return cut_text(value, STORY_DIRECTION_MAX * OVERLONG_READ_FACTOR)
-
-    @field_validator("review_notes")
-    @classmethod
-    def _cut_review_notes(cls, value: str) -> str:
-        return cut_text(value, REVIEW_NOTES_MAX)
+    def _cut_free_text(cls, value: str, info: ValidationInfo) -> str:
+        return cut_text(value, READ_LIMITS[info.field_name])
 
     @field_validator("error")
     @classmethod
