@@ -59,12 +59,17 @@ LEASE_GONE = {404, 410}  # the server no longer has the lease: expired and repos
 SLOT_TAKEN = 423  # Prefect's "Locked": the limit's one slot is held
 
 
+def say(line: str) -> None:
+    """In the run's log when there is a run (what a person reading the run needs), else vidgen's."""
+    try:
+        get_run_logger().warning(line)
+    except MissingContextError:
+        log.warning(line)
+
+
 def step_aside(reason: str) -> Abort:
     """Prefect's Abort, said in the run's log first (the engine itself only says "aborted by orchestrator")."""
-    try:
-        get_run_logger().warning(reason)
-    except MissingContextError:
-        log.warning(reason)
+    say(reason)
     return Abort(reason)
 
 
@@ -75,7 +80,7 @@ def claim_name(page_id: str) -> str:
 class Taking(Enum):
     ACQUIRED = "acquired"
     TAKEN = "taken"  # another process holds it
-    GONE = "gone"  # it was held, and is deleted now: its holder ended the run
+    GONE = "gone"  # it was held, and is deleted now: its holder ended the run, or a waiter took it over
 
 
 class VideoTakenElsewhere(Exception):
@@ -109,7 +114,8 @@ class VideoClaim:
             holder = HolderWatch(self.settings.silent_after_s)
             while (outcome := self._try_acquire(client)) is not Taking.ACQUIRED:
                 if outcome is Taking.GONE:
-                    raise step_aside("The process that held this video finished it meanwhile; this one steps aside")
+                    raise step_aside("The process that held this video ended its run, or another took it over, meanwhile; "
+                                     "this one steps aside")
                 if holder.silent(self._touched(client)) and self._take_over(client, holder.silent_for_s()):
                     break
                 if time.monotonic() >= deadline:
@@ -161,7 +167,7 @@ class VideoClaim:
             if self._try_acquire(client) is not Taking.ACQUIRED:
                 raise step_aside(f"Another process took this video over ({self.name}); this one steps aside")
             self._announce(client)
-        log.warning("Took %s back after its lease lapsed (Prefect's server was unreachable)", self.name)
+        say(f"Took {self.name} back after its lease lapsed (Prefect's server was unreachable)")
         self._lost.clear()
         self._start_renewing()
 
@@ -186,7 +192,7 @@ class VideoClaim:
             self.lease_id = response.lease_id
             return Taking.ACQUIRED
         client.release_concurrency_slots_with_lease(response.lease_id)  # a lease on nothing
-        if self._seen_taken:  # it was held, and its holder ended the run and deleted it
+        if self._seen_taken:  # it was held, and is deleted: its run ended, or another waiter took it over
             return Taking.GONE
         self._create_limit(client)  # the first process of this page (or of a run after the last ended)
         return self._try_acquire(client)
@@ -194,7 +200,7 @@ class VideoClaim:
     def _take_over(self, client: SyncPrefectClient, silent_s: float) -> bool:
         """The holder has not renewed for `silent_s`: it is dead (a killed worker). Make the limit anew,
         so the dead lease, when Prefect repossesses it, frees a slot of a limit that is gone."""
-        log.warning("The holder of %s has been silent for %.0f s: taking the video over", self.name, silent_s)
+        say(f"The holder of {self.name} has been silent for {silent_s:.0f} s: taking the video over")
         client.delete_global_concurrency_limit_by_name(self.name)
         self._seen_taken = False
         return self._try_acquire(client) is Taking.ACQUIRED

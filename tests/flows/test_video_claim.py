@@ -84,7 +84,7 @@ def test_a_process_waiting_on_a_run_that_ended_steps_aside_at_once(prefect_api):
         time.sleep(1.0)
         assert not outcome  # still waiting while the first works
     waiting.join(timeout=30)
-    assert isinstance(outcome[0], Abort) and "finished it meanwhile" in str(outcome[0])
+    assert isinstance(outcome[0], Abort) and "ended its run" in str(outcome[0])
     with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):  # a run that ended leaves no limit
         client.read_global_concurrency_limit_by_name(claim_name(page))
 
